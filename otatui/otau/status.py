@@ -95,7 +95,7 @@ class StatusReport:
         """
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise ValueError(f"otau_in is not JSON: {exc.msg}") from None
         if not isinstance(data, dict):
             raise ValueError("otau_in is not a JSON object")
