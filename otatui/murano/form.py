@@ -1,0 +1,56 @@
+"""`application/x-www-form-urlencoded` both ways, as the Murano HTTP device API uses it.
+
+Values are text (JSON travels as JSON text inside the value). Encoding percent-encodes every byte
+outside the unreserved set (a space becomes ``%20``, never ``+``), which any form decoder reads back
+identically. Decoding accepts ``+`` for a space, as form encoding allows, and UTF-8 percent
+escapes; invalid UTF-8 is an error rather than silently replaced characters, because the value's
+exact text matters (the acknowledgement echoes it byte for byte).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, unquote
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+
+
+class FormError(ValueError):
+    """A form body that cannot be decoded (not UTF-8 once unescaped)."""
+
+
+def encode_component(text: str) -> str:
+    """Percent-encode one name or value (UTF-8; only ``A-Za-z0-9-._~`` left as is)."""
+    return quote(text, safe="", encoding="utf-8", errors="strict")
+
+
+def decode_component(text: str) -> str:
+    """Undo form encoding of one name or value (``+`` is a space)."""
+    try:
+        return unquote(text.replace("+", " "), encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise FormError(f"form value is not UTF-8 text ({exc.reason})") from None
+
+
+def encode_form(pairs: Iterable[tuple[str, str]]) -> str:
+    """``a=v&b=w`` with both sides percent-encoded, in the given order."""
+    return "&".join(f"{encode_component(k)}={encode_component(v)}" for k, v in pairs)
+
+
+def decode_form(body: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a form body, in order; a name without ``=`` has value ``""``."""
+    pairs: list[tuple[str, str]] = []
+    for segment in body.strip("\r\n").split("&"):
+        if not segment:
+            continue
+        name, _, value = segment.partition("=")
+        pairs.append((decode_component(name), decode_component(value)))
+    return pairs
+
+
+def alias_query(aliases: Iterable[str]) -> str:
+    """The query naming aliases to read or watch: ``a&b`` (bare names, no ``=``)."""
+    names = [encode_component(a) for a in aliases]
+    if not names:
+        raise ValueError("at least one alias is needed")
+    return "&".join(names)
