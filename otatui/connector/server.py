@@ -1,0 +1,127 @@
+"""The local Murano-compatible connector: listeners around one state, content area and faults.
+
+``async with Connector(...) as c:`` starts the HTTP device API (and, when asked, MQTT, TLS
+variants of both, and the loopback control endpoint); port 0 picks a free port, the bound ports
+and URLs are attributes afterwards. :func:`serve_forever` is what ``otatui connector`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from .application import Application
+from .content import ContentStore
+from .faults import Faults
+from .http_api import DeviceHttpApi
+from .http_server import HttpServer
+from .state import ConnectorState
+
+log = logging.getLogger(__name__)
+
+MAX_DEVICE_REQUEST_BODY = 4 * 1024 * 1024  # Murano caps one value at 1 MiB; a record holds several
+
+
+def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate (chain) and key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class Connector(Application):
+    """Murano device API (HTTP, optionally MQTT and TLS) served by this process."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        http_port: int | None = 0,
+        https_port: int | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        data_dir: Path | None = None,
+        devices: Iterable[tuple[str, str | None]] = (),
+        allow_any_identity: bool = False,
+    ) -> None:
+        state = ConnectorState(
+            data_dir / "state" if data_dir is not None else None,
+            allow_any_identity=allow_any_identity,
+        )
+        content = ContentStore(data_dir / "content" if data_dir is not None else None)
+        super().__init__(state, content, Faults())
+        for identity, token in devices:
+            self.add_device(identity, token)
+        self.host = host
+        self._ports: dict[str, int | None] = {"http": http_port, "https": https_port}
+        if https_port is not None and (tls_cert is None or tls_key is None):
+            raise ValueError("a TLS listener needs tls_cert and tls_key")
+        self._tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+        self.http = HttpServer(
+            DeviceHttpApi(state, content, self.faults), max_body=MAX_DEVICE_REQUEST_BODY
+        )
+        self._servers: list[asyncio.Server] = []
+        self.ports: dict[str, int] = {}
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            if self._ports["http"] is not None:
+                await self._listen("http", self.http, None)
+            if self._ports["https"] is not None:
+                await self._listen("https", self.http, self._tls)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _listen(self, name: str, callback: HttpServer, tls: ssl.SSLContext | None) -> None:
+        port = self._ports[name]
+        assert port is not None
+        server = await asyncio.start_server(
+            callback, self.host, port, ssl=tls, backlog=2048, limit=256 * 1024
+        )
+        self._servers.append(server)
+        self.ports[name] = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        await self.http.close_connections()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self.state.save()
+        self.content.close()
+
+    async def __aenter__(self) -> Connector:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ----- addresses ----------------------------------------------------------------------------
+
+    def _url(self, scheme: str, name: str) -> str:
+        if name not in self.ports:
+            raise RuntimeError(f"the {name} listener is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.ports[name]}"
+
+    @property
+    def http_url(self) -> str:
+        return self._url("http", "http")
+
+    @property
+    def https_url(self) -> str:
+        return self._url("https", "https")
