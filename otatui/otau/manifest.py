@@ -25,7 +25,6 @@ Decisions (the schema says nothing about these):
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -37,6 +36,13 @@ from pydantic_core import PydanticCustomError
 
 from otatui.otau.payload import PayloadItem, PayloadItemError, display, fit_filename
 from otatui.otau.payload import parse_payload_item as _parse_item
+from otatui.otau.strict_json import (
+    encodable,
+    iter_strings,
+    json_type_name,
+    loads_strict,
+    printable_raw,
+)
 
 MAX_MANIFEST_BYTES = 1_048_576
 MAX_REASON_CHARS = 200
@@ -77,23 +83,6 @@ _FIELDS = ("version", "name", "description", "type", "payload")
 def _fail(kind: ManifestErrorKind, reason: str) -> PydanticCustomError:
     # The reason goes through the context, so braces in user text are never a template.
     return PydanticCustomError(kind.value, "{reason}", {"reason": reason})
-
-
-def json_type_name(value: object) -> str:
-    """How a JSON value is called in messages: 'a string', 'an array', 'null', ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 class Manifest(pydantic.BaseModel):
@@ -270,31 +259,6 @@ def _unique_filenames(items: list[PayloadItem]) -> tuple[PayloadItem, ...]:
 # parsing
 
 
-class _StrictJson:
-    """json.loads hooks that note what strict JSON forbids, instead of silently accepting it."""
-
-    def __init__(self) -> None:
-        self.duplicates: list[tuple[str, dict[str, Any]]] = []
-        self.bad_number: str | None = None
-
-    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                self.duplicates.append((key, result))
-            result[key] = value
-        return result
-
-    def constant(self, text: str) -> None:
-        self.bad_number = self.bad_number or text
-
-    def number(self, text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            self.bad_number = self.bad_number or text
-        return value
-
-
 def _one_line(reason: str) -> str:
     flat = " ".join(reason.split())
     flat = "".join(
@@ -303,33 +267,6 @@ def _one_line(reason: str) -> str:
     if len(flat) > MAX_REASON_CHARS:
         flat = flat[: MAX_REASON_CHARS - 1] + "…"
     return flat
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable_raw(text: str) -> str:
-    """`text` with lone surrogates replaced, so it can be stored and shown."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def _strings(value: object) -> Iterator[str]:
-    """Every string (keys included) in a parsed JSON value, without recursion."""
-    stack = [value]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, str):
-            yield current
-        elif isinstance(current, dict):
-            stack.extend(current.keys())
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
 
 
 def parse_manifest(raw: str | bytes) -> Manifest | ManifestError:
@@ -342,7 +279,7 @@ def parse_manifest(raw: str | bytes) -> Manifest | ManifestError:
             ManifestErrorKind.INTERNAL,
             f"manifest could not be parsed (internal error: {type(exc).__name__})",
             None,
-            _printable_raw(text),
+            printable_raw(text),
         )
 
 
@@ -366,7 +303,7 @@ def _parse(raw: object) -> Manifest | ManifestError:
         size = len(text) if len(text) > MAX_MANIFEST_BYTES else _utf8_size(text)
         if size > MAX_MANIFEST_BYTES:
             return _error(ManifestErrorKind.TOO_LARGE, _too_large(size), raw=text)
-        if not _encodable(text):
+        if not encodable(text):
             return _error(
                 ManifestErrorKind.NOT_UTF8,
                 "manifest text holds a lone surrogate (not valid UTF-8)",
@@ -379,14 +316,8 @@ def _parse(raw: object) -> Manifest | ManifestError:
             raw=repr(raw)[:1000],
         )
 
-    hooks = _StrictJson()
     try:
-        data = json.loads(
-            text.removeprefix("\ufeff"),
-            object_pairs_hook=hooks.pairs,
-            parse_constant=hooks.constant,
-            parse_float=hooks.number,
-        )
+        hooks = loads_strict(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         return _error(
             ManifestErrorKind.NOT_JSON,
@@ -398,6 +329,7 @@ def _parse(raw: object) -> Manifest | ManifestError:
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         return _error(ManifestErrorKind.NOT_JSON, f"manifest is not usable JSON: {exc}", raw=text)
 
+    data = hooks.value
     if not isinstance(data, dict):
         return _error(
             ManifestErrorKind.NOT_OBJECT,
@@ -405,7 +337,7 @@ def _parse(raw: object) -> Manifest | ManifestError:
             raw=text,
         )
     version = data.get("version")
-    if not isinstance(version, str) or not _encodable(version):
+    if not isinstance(version, str) or not encodable(version):
         version = None
     if hooks.duplicates:
         key, owner = hooks.duplicates[0]
@@ -425,7 +357,7 @@ def _parse(raw: object) -> Manifest | ManifestError:
             raw=text,
             version=version,
         )
-    if not all(_encodable(s) for s in _strings(data)):
+    if not all(encodable(s) for s in iter_strings(data)):
         return _error(
             ManifestErrorKind.NOT_UTF8,
             "manifest holds a lone surrogate escape (not valid Unicode)",
@@ -470,5 +402,5 @@ def _too_large(size: int) -> str:
 def _error(
     kind: ManifestErrorKind, reason: str, *, raw: str | bytes, version: str | None = None
 ) -> ManifestError:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else _printable_raw(raw)
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else printable_raw(raw)
     return ManifestError(kind=kind, reason=_one_line(reason), version=version, raw=text)
