@@ -239,17 +239,20 @@ def _unique_filenames(items: list[PayloadItem]) -> tuple[PayloadItem, ...]:
         key = item.filename.casefold()
         first_owner.setdefault(key, index)
         taken.add(key)
+    next_counter: dict[str, int] = {}  # per base name, so n duplicates cost O(n), not O(n²)
     result: list[PayloadItem] = []
     for index, item in enumerate(items):
-        if first_owner[item.filename.casefold()] == index:
+        key = item.filename.casefold()
+        if first_owner[key] == index:
             result.append(item)
             continue
-        counter = 2
+        counter = next_counter.get(key, 2)
         while True:
             candidate = fit_filename(item.filename, f"-{counter}")
+            counter += 1
             if candidate.casefold() not in taken:
                 break
-            counter += 1
+        next_counter[key] = counter
         taken.add(candidate.casefold())
         result.append(replace(item, filename=candidate))
     return tuple(result)

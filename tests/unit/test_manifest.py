@@ -233,6 +233,18 @@ def test_duplicate_filenames_get_suffixes() -> None:
     assert len({n.casefold() for n in names}) == len(names)
 
 
+def test_many_duplicate_filenames_stay_fast() -> None:
+    import time
+
+    raw = manifest_text(type="URL_LIST", payload=["https://h/fw.bin"] * 20_000)
+    started = time.perf_counter()
+    m = ok(raw)
+    elapsed = time.perf_counter() - started
+    assert m.items[-1].filename == "fw-20000.bin"
+    assert len({i.filename for i in m.items}) == 20_000
+    assert elapsed < 5  # linear: about 0.2 s here; quadratic took minutes
+
+
 # ---------------------------------------------------------------------------------------------
 # every error kind
 
