@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictStr, ValidationInfo
 
 from otatui.config_error import FieldProblem
 from otatui.token_store import IDENTITY
+
+# Every config table: immutable, and unknown keys are errors (a typo must not pass silently).
+MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
