@@ -1,0 +1,61 @@
+"""The link protocol: how a downloaded package reaches the device and how its result comes back.
+
+A link is one class behind one protocol, like smpclient's transports: `local` runs the install
+hook on this machine (agent role), `serial` and `lan` push to an offline device (bridge role).
+`install()` is an async generator of `InstallEvent`s that ends with exactly one `Finished`.
+Cancelling the iteration (task cancellation) aborts the install on the device as far as the link
+allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from otatui.otau.manifest import Manifest
+from otatui.otau.status import StatusReport
+
+
+@dataclass(frozen=True, slots=True)
+class InstallRequest:
+    manifest: Manifest
+    files: tuple[Path, ...]  # the payload files, in manifest order, with their safe names
+    workdir: Path  # a fresh folder for this install (the files are inside it)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A progress line of the installer (becomes a rate-limited INSTALL_STEP)."""
+
+    message: str
+    stream: str = "stdout"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """A bridged device's own `otau_in` report, relayed as it is."""
+
+    report: StatusReport
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The install ended: ok, or failed with a one-line message."""
+
+    ok: bool
+    message: str = ""
+
+
+InstallEvent = Step | DeviceReport | Finished
+
+
+@runtime_checkable
+class Link(Protocol):
+    @property
+    def source(self) -> str:
+        """History label of what comes through this link: "local", "serial", "lan"."""
+        ...
+
+    def install(self, request: InstallRequest) -> AsyncIterator[InstallEvent]: ...
