@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictStr, ValidationInfo
 
-from otatui.config_error import FieldProblem
-from otatui.token_store import IDENTITY
+from otatui.config.errors import FieldProblem
+from otatui.config.tokens import IDENTITY
 
 # Every config table: immutable, and unknown keys are errors (a typo must not pass silently).
 MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid")

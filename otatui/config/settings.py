@@ -6,7 +6,7 @@
 - Unknown keys are errors (a typo must not pass silently), except inside ``[keys]`` whose keys are
   the TUI's binding ids.
 - ``protocol`` defaults to ``"mqtt"`` (Murano's main device protocol); ``"http"`` is opt-in.
-- Role and credential rules: see :mod:`otatui.device_config`.
+- Role and credential rules: see :mod:`otatui.config.device`.
 - ``insecure = true`` only permits plain ``http://`` / ``mqtt://``; TLS verification is never turned
   off (point ``ca_file`` at a private CA instead).
 - Relative file keys (``token_file``, ``ca_file``, ``cert_file``, ``key_file``, ``[paths]``) are
@@ -34,8 +34,9 @@ from pydantic import (
     model_validator,
 )
 
-from otatui.config_error import ConfigError, FieldProblem, validation_error
-from otatui.config_field import (
+from otatui.config.device import DeviceConfig
+from otatui.config.errors import ConfigError, FieldProblem, validation_error
+from otatui.config.fields import (
     MODEL_CONFIG,
     ConfigPath,
     DeviceName,
@@ -44,32 +45,7 @@ from otatui.config_field import (
     PositiveFloat,
     check_url,
 )
-from otatui.device_config import DeviceConfig
-from otatui.link_spec import LanLink, SerialLink
 from otatui.paths import Paths, default_config_file, default_paths
-from otatui.token_store import (
-    TokenError,
-    load_stored_token,
-    save_stored_token,
-    stored_token_path,
-)
-
-__all__ = [
-    "Config",
-    "ConfigError",
-    "ConnectorConfig",
-    "DeviceConfig",
-    "LanLink",
-    "LimitsConfig",
-    "PathsConfig",
-    "SerialLink",
-    "TokenError",
-    "load_config",
-    "load_stored_token",
-    "save_stored_token",
-    "stored_token_path",
-]
-
 
 # --- tables ------------------------------------------------------------------------------------
 

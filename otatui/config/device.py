@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from otatui.config_error import FieldProblem
-from otatui.config_field import (
+from otatui.config.errors import FieldProblem
+from otatui.config.fields import (
     MODEL_CONFIG,
     DeviceName,
     ExistingFile,
@@ -37,8 +37,8 @@ from otatui.config_field import (
     NonEmptyStr,
     PositiveFloat,
 )
-from otatui.link_spec import LanLink, SerialLink, parse_link
-from otatui.token_store import (
+from otatui.config.link import LanLink, SerialLink, parse_link
+from otatui.config.tokens import (
     TokenError,
     load_stored_token,
     read_token_file,
