@@ -8,11 +8,14 @@ another. Exit codes: 0 success, 1 a failure while doing the work, 2 a usage or c
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from otatui import __version__
+from otatui.config import Config, ConfigError, load_config
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -51,6 +54,21 @@ def _not_available(name: str) -> Handler:
         raise UsageError(f"'{name}' is not available yet in otatui {__version__}")
 
     return handler
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The configuration named by --config (or the default one); errors are usage errors."""
+    try:
+        return load_config(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Validate the configuration and print it (secrets redacted) with the paths in use."""
+    config = _load(args)
+    print(json.dumps(config.redacted_dict(), indent=2, ensure_ascii=False))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=_not_available("tui"))
     for name in _SUBCOMMANDS:
         sub.choices[name].set_defaults(handler=_not_available(name))
+    sub.choices["config"].set_defaults(handler=cmd_config)
     return parser
 
 

@@ -45,3 +45,35 @@ def test_unknown_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         main(["frobnicate"])
     assert exc.value.code == 2
     assert "frobnicate" in capsys.readouterr().err
+
+
+def test_config_shows_the_configuration_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    token = "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y"
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(
+        '[connector]\nurl = "https://x1.m2.exosite.io"\nmqtt_url = "mqtts://x1.m2.exosite.io"\n'
+        f'[[devices]]\nname = "pump-7"\nidentity = "a0001"\ntoken = "{token}"\n'
+        'role = "monitor"\nprotocol = "http"\n'
+    )
+    assert main(["--config", str(cfg), "config"]) == 0
+    out = capsys.readouterr().out
+    assert '"pump-7"' in out and token not in out
+
+
+def test_bad_config_exits_2_naming_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[connector]\nurl = "https://x1.m2.exosite.io"\n[[devices]]\nname = "p"\n')
+    assert main(["--config", str(cfg), "config"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "bad.toml" in err and "devices[0]" in err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "config"]) == 2
+    assert "nope.toml" in capsys.readouterr().err
