@@ -15,7 +15,11 @@ API documentation allows one alias per long poll while Exosite's own client asks
 - 304/204: poll again at once (after a short pause if the connector did not hold the poll).
 - 200: each ``alias=value`` pair becomes a `ResourceValue` (raw text exactly as sent, the
   ``Last-Modified`` time as timestamp). The same value with the same ``Last-Modified`` delivered
-  again (e.g. before our acknowledgement landed) is not yielded twice.
+  again (e.g. before our acknowledgement landed) is not yielded twice, and the next poll waits
+  `repoll_delay_s` so that the re-delivery does not become a busy loop. Only if it still comes
+  back to a poll sent after our acknowledgement of it was confirmed is it yielded again: the
+  application set the same value once more within the same second (``Last-Modified`` has
+  one-second resolution), and swallowing it would leave it unacknowledged for ever.
 - 401: `AuthError`, state AUTH_FAILED, all polling of this channel stops; writes fail at once.
 - 404 (alias not defined), other statuses, network errors and timeouts: state BACKOFF with the
   reason and the time of the next attempt, exponential backoff with full jitter (1 s .. 60 s by
@@ -126,10 +130,20 @@ class _Poll:
         self.label = ", ".join(aliases)
         self.backoff = backoff
         self.since = since
-        self.delivered: dict[str, tuple[str, float | None]] = {}
+        # alias -> ((raw, timestamp), loop time it was yielded)
+        self.delivered: dict[str, tuple[tuple[str, float | None], float]] = {}
 
-    def take(self, response: httpx.Response) -> list[ResourceValue]:
-        """New values in a 200 answer (raises FormError on an unreadable body)."""
+    def take(
+        self,
+        response: httpx.Response,
+        acked: dict[str, tuple[str, float | None, float]],
+        sent: float,
+    ) -> list[ResourceValue]:
+        """New values in a 200 answer (raises FormError on an unreadable body).
+
+        `acked` maps an alias to the (raw, timestamp, loop time) of our last confirmed
+        acknowledgement; `sent` is the loop time this poll was sent.
+        """
         last_modified = response.headers.get("last-modified")
         stamp = parse_last_modified(last_modified)
         if stamp is not None and last_modified is not None:
@@ -139,13 +153,40 @@ class _Poll:
         except UnicodeDecodeError:
             raise FormError("long poll answer is not UTF-8 text") from None
         fresh: list[ResourceValue] = []
+        now = asyncio.get_running_loop().time()
         for alias, raw in decode_form(body):
             key = (raw, stamp)
-            if self.delivered.get(alias) == key:
-                continue
-            self.delivered[alias] = key
+            previous = self.delivered.get(alias)
+            if previous is not None and previous[0] == key:
+                ack = acked.get(alias)
+                # Yield it again only if we acknowledged that very delivery and this poll was
+                # sent after the acknowledgement was confirmed.
+                if ack is None or ack[:2] != key or not previous[1] < ack[2] < sent:
+                    continue
+                log.debug("%s delivered again after its acknowledgement: a new set", alias)
+            self.delivered[alias] = (key, now)
             fresh.append(ResourceValue(alias=alias, raw=raw, timestamp=stamp, source="http"))
         return fresh
+
+
+class _Values:
+    """Iterator over a channel's queue: ends at `_END`, raises a queued AuthError."""
+
+    def __init__(self, queue: asyncio.Queue[object]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> _Values:
+        return self
+
+    async def __anext__(self) -> ResourceValue:
+        item = await self._queue.get()
+        if item is _END or isinstance(item, AuthError):
+            self._queue.put_nowait(item)  # so that this and any other iteration ends again
+            if isinstance(item, AuthError):
+                raise item
+            raise StopAsyncIteration
+        assert isinstance(item, ResourceValue)
+        return item
 
 
 class HttpChannel:
@@ -194,6 +235,7 @@ class HttpChannel:
         self._started = False
         self._closed = False
         self._auth_error: AuthError | None = None
+        self._acked: dict[str, tuple[str, float | None, float]] = {}
 
     def __repr__(self) -> str:
         return f"HttpChannel({self._base!r}, watch={self._watch!r}, state={self._state.state})"
@@ -234,23 +276,21 @@ class HttpChannel:
             self._set_state(ChannelState(LinkState.STOPPED, "closed"))
         self._queue.put_nowait(_END)
 
-    async def values(self) -> AsyncIterator[ResourceValue]:
-        """Values as they arrive; ends after `close()`, raises `AuthError` after a 401."""
-        while True:
-            item = await self._queue.get()
-            if item is _END or isinstance(item, AuthError):
-                self._queue.put_nowait(item)  # so that any other iteration ends too
-                if isinstance(item, AuthError):
-                    raise item
-                return
-            assert isinstance(item, ResourceValue)
-            yield item
+    def values(self) -> AsyncIterator[ResourceValue]:
+        """Values as they arrive; ends after `close()`, raises `AuthError` after a 401.
+
+        Cancelling a pending ``anext()`` (e.g. `asyncio.wait_for` timing out) loses nothing and
+        leaves the iterator usable.
+        """
+        return _Values(self._queue)
 
     async def write(self, alias: str, value: str) -> None:
         await self._post_alias([(alias, value)], what=f"write of {alias}")
 
     async def acknowledge(self, value: ResourceValue) -> None:
         await self._post_alias([(value.alias, value.raw)], what=f"acknowledgement of {value.alias}")
+        loop_time = asyncio.get_running_loop().time()
+        self._acked[value.alias] = (value.raw, value.timestamp, loop_time)
 
     async def write_batch(self, records: Sequence[TimedValue]) -> None:
         """All `records` with their own times, in order, as few record requests as allowed.
@@ -367,7 +407,7 @@ class HttpChannel:
             return False
         if status == 200:
             try:
-                fresh = poll.take(resp)
+                fresh = poll.take(resp, self._acked, started)
             except FormError as exc:
                 await self._fail(poll, f"long poll of {poll.label}: {exc}")
                 return True

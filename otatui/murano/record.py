@@ -63,15 +63,18 @@ def encode_record(records: Sequence[TimedValue]) -> str:
 
 
 def parse_conflicts(body: str) -> dict[str, list[float]]:
-    """The ``<alias>=<ts>&...`` body of a 409 answer; unreadable parts are skipped."""
+    """The ``<alias>=<ts>&...`` body of a 409 answer (``<ts>,<ts>`` lists too); unreadable parts
+    are skipped."""
     conflicts: dict[str, list[float]] = {}
     try:
         pairs = decode_form(body)
     except ValueError:
         return conflicts
-    for alias, ts in pairs:
-        try:
-            conflicts.setdefault(alias, []).append(float(ts))
-        except ValueError:
-            conflicts.setdefault(alias, [])
+    for alias, text in pairs:
+        stamps = conflicts.setdefault(alias, [])
+        for part in text.split(","):
+            try:
+                stamps.append(float(part))
+            except ValueError:
+                continue
     return conflicts

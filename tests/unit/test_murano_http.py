@@ -143,6 +143,9 @@ def test_parse_conflicts() -> None:
     }
     assert parse_conflicts("") == {}
     assert parse_conflicts("a=zz") == {"a": []}
+    assert parse_conflicts("otau_in=1700000000,1700000000.5") == {
+        "otau_in": [1700000000.0, 1700000000.5]
+    }
 
 
 # -- content ----------------------------------------------------------------------------------
