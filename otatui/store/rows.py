@@ -54,6 +54,20 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingReport:
+    """A device->cloud value to record in the history and the outbox (``Store.record_step``)."""
+
+    resource: str
+    value: str
+    source: str
+    version: str | None = None
+    status: str | None = None
+    note: str | None = None
+    produced_at: float | None = None
+    """When it was produced (default: the step's time)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TransferState:
     key: str
     """Identifies the source, e.g. the URL, or connector + content id."""

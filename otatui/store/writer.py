@@ -20,6 +20,7 @@ from otatui.store.rows import (
     CacheEntry,
     Direction,
     Enqueued,
+    PendingReport,
     StoreError,
     TransferState,
 )
@@ -207,6 +208,46 @@ class Store(StoreReader):
     def delete_cache(self, key: str) -> bool:
         with self._write("delete cache entry") as conn:
             return conn.execute("DELETE FROM cache_entry WHERE key = ?", (key,)).rowcount > 0
+
+    # -- session step: reports and state together -----------------------------------------------
+
+    def record_step(
+        self,
+        *,
+        device: str,
+        reports: Iterable[PendingReport],
+        snapshot: str | None,
+        time: float | None = None,
+    ) -> list[Enqueued]:
+        """Enqueue ``reports`` and save the session ``snapshot`` in ONE transaction.
+
+        A crash can then never leave a state machine that believes a report was made while the
+        outbox lacks it (lost report), nor an outbox holding reports the restored machine will
+        make again (duplicate report).
+        """
+        produced = _now(time)
+        out: list[Enqueued] = []
+        with self._write("record session step") as conn:
+            for r in reports:
+                at = produced if r.produced_at is None else r.produced_at
+                history_id = _insert_history(
+                    conn,
+                    (at, device, "out", r.resource, r.value, r.version, r.status, r.source,
+                     r.note, None),
+                )  # fmt: skip
+                cur = conn.execute(
+                    "INSERT INTO outbox (device, resource, value, produced_at, history_id)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (device, r.resource, r.value, at, history_id),
+                )
+                out.append(Enqueued(outbox_id=_lastrowid(cur), history_id=history_id))
+            if snapshot is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO session_state (device, snapshot, updated_at)"
+                    " VALUES (?, ?, ?)",
+                    (device, snapshot, produced),
+                )
+        return out
 
     # -- session state -------------------------------------------------------------------------
 

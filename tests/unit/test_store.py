@@ -569,3 +569,25 @@ def test_one_store_shared_between_threads(store: Store) -> None:
     assert store.count_pending() == 400
     for n in range(4):
         assert [p.value for p in store.pending(f"t{n}", limit=1000)] == [str(i) for i in range(100)]
+
+
+def test_record_step_writes_reports_and_snapshot_in_one_transaction(tmp_path: Path) -> None:
+    from otatui.store import PendingReport
+
+    store = Store.open(tmp_path / "s.db")
+    reports = [
+        PendingReport(resource="otau_in", value=f'{{"n":{i}}}', source="mqtt", status="INIT")
+        for i in range(3)
+    ]
+    done = store.record_step(device="d", reports=reports, snapshot='{"phase":"testing"}', time=5.0)
+    assert [e.outbox_id for e in done] == sorted(e.outbox_id for e in done)
+    assert [p.value for p in store.pending("d")] == [r.value for r in reports]
+    state = store.get_session("d")
+    assert state is not None and state.snapshot == '{"phase":"testing"}'
+    # A failure inside the step rolls back everything: neither reports nor the snapshot stay.
+    bad = [*reports, PendingReport(resource="otau_in", value=None, source="mqtt")]  # type: ignore[arg-type]
+    with pytest.raises(Exception):  # noqa: B017 - sqlite's IntegrityError surfaces as is or wrapped
+        store.record_step(device="d", reports=bad, snapshot='{"phase":"x"}')
+    assert store.count_pending("d") == 3
+    state = store.get_session("d")
+    assert state is not None and state.snapshot == '{"phase":"testing"}'
