@@ -19,6 +19,7 @@ from .content import ContentStore
 from .faults import Faults
 from .http_api import DeviceHttpApi
 from .http_server import HttpServer
+from .mqtt_broker import MqttBroker
 from .state import ConnectorState
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ class Connector(Application):
         *,
         host: str = "127.0.0.1",
         http_port: int | None = 0,
+        mqtt_port: int | None = 0,
         https_port: int | None = None,
+        mqtts_port: int | None = None,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         data_dir: Path | None = None,
@@ -57,13 +60,20 @@ class Connector(Application):
         for identity, token in devices:
             self.add_device(identity, token)
         self.host = host
-        self._ports: dict[str, int | None] = {"http": http_port, "https": https_port}
-        if https_port is not None and (tls_cert is None or tls_key is None):
+        self._ports: dict[str, int | None] = {
+            "http": http_port,
+            "https": https_port,
+            "mqtt": mqtt_port,
+            "mqtts": mqtts_port,
+        }
+        if (https_port is not None or mqtts_port is not None) and not (tls_cert and tls_key):
             raise ValueError("a TLS listener needs tls_cert and tls_key")
         self._tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
         self.http = HttpServer(
             DeviceHttpApi(state, content, self.faults), max_body=MAX_DEVICE_REQUEST_BODY
         )
+        self.mqtt = MqttBroker(state)
+        self.kicker = self.mqtt
         self._servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}
 
@@ -75,11 +85,17 @@ class Connector(Application):
                 await self._listen("http", self.http, None)
             if self._ports["https"] is not None:
                 await self._listen("https", self.http, self._tls)
+            if self._ports["mqtt"] is not None:
+                await self._listen("mqtt", self.mqtt, None)
+            if self._ports["mqtts"] is not None:
+                await self._listen("mqtts", self.mqtt, self._tls)
         except BaseException:
             await self.stop()
             raise
 
-    async def _listen(self, name: str, callback: HttpServer, tls: ssl.SSLContext | None) -> None:
+    async def _listen(
+        self, name: str, callback: HttpServer | MqttBroker, tls: ssl.SSLContext | None
+    ) -> None:
         port = self._ports[name]
         assert port is not None
         server = await asyncio.start_server(
@@ -92,6 +108,7 @@ class Connector(Application):
         for server in self._servers:
             server.close()
         await self.http.close_connections()
+        await self.mqtt.close_connections()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -125,3 +142,11 @@ class Connector(Application):
     @property
     def https_url(self) -> str:
         return self._url("https", "https")
+
+    @property
+    def mqtt_url(self) -> str:
+        return self._url("mqtt", "mqtt")
+
+    @property
+    def mqtts_url(self) -> str:
+        return self._url("mqtts", "mqtts")

@@ -1,8 +1,9 @@
 """The connector's model of devices and their resources (in memory, optionally kept on disk).
 
 A device has an identity, a token once provisioned, and resources (aliases). Each resource holds its
-latest value, when and by whom it was set (``"app"`` or ``"device"``) and, for app-set values,
-whether the device acknowledged it by writing the identical value back (Murano's "in sync").
+application-set value (Murano's "set") and the device's last write ("reported"), and whether the
+device acknowledged the set value by writing the identical value back after it was set (the
+resource is then "in sync").
 Every device write is also appended to the device's report history with its timestamp (the record
 or batch timestamp when the device gave one, else the server receive time), so tests can assert
 that each report arrived once, in order, with its original time.
@@ -29,9 +30,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-SetBy = Literal["app", "device"]
 PushCallback = Callable[["Resource"], None]
 
 TOKEN_LENGTH = 40
@@ -56,18 +56,29 @@ def new_token() -> str:
 
 @dataclass
 class Resource:
-    """The latest value of one alias of one device."""
+    """One alias of one device: the application's value ("set") and the device's ("reported").
+
+    The set value is pending until the device writes it back byte for byte (``acked``).
+    """
 
     alias: str
-    value: str
-    set_at: float
-    set_by: SetBy
+    set_value: str | None = None
+    set_at: float = 0.0
     acked: bool = False
     acked_at: float | None = None
+    reported: str | None = None
+    reported_at: float = 0.0
+
+    @property
+    def value(self) -> str:
+        """What a read returns: the application's value if there is one, else the device's."""
+        if self.set_value is not None:
+            return self.set_value
+        return self.reported or ""
 
     def deliverable(self, since: float | None) -> bool:
         """Whether a poll with this ``If-Modified-Since`` (None = absent) gets the value now."""
-        if self.set_by != "app":
+        if self.set_value is None:
             return False
         if not self.acked:
             return True
@@ -198,8 +209,11 @@ class ConnectorState:
     def set_value(self, identity: str, alias: str, value: str) -> Resource:
         """The application sets a resource (e.g. ``config_otau``): pending until acknowledged."""
         device = self.device(identity)
-        resource = Resource(alias, value, self.clock(), "app")
-        device.resources[alias] = resource
+        resource = device.resources.get(alias)
+        if resource is None:
+            resource = device.resources[alias] = Resource(alias)
+        resource.set_value, resource.set_at = value, self.clock()
+        resource.acked, resource.acked_at = False, None
         self._notify(device)
         for callback in list(self._push.get(identity, ())):
             callback(resource)
@@ -242,15 +256,14 @@ class ConnectorState:
     def _record_one(
         self, device: Device, alias: str, value: str, ts: float, now: float, via: str
     ) -> None:
-        current = device.resources.get(alias)
-        ack = current is not None and current.set_by == "app" and current.value == value
-        if ack:
-            assert current is not None
-            if not current.acked:
-                current.acked = True
-                current.acked_at = now
-        elif current is None or ts >= current.set_at:
-            device.resources[alias] = Resource(alias, value, ts, "device")
+        resource = device.resources.get(alias)
+        if resource is None:
+            resource = device.resources[alias] = Resource(alias)
+        ack = resource.set_value is not None and resource.set_value == value
+        if ack and not resource.acked:
+            resource.acked, resource.acked_at = True, now
+        if resource.reported is None or ts >= resource.reported_at:
+            resource.reported, resource.reported_at = value, ts
         report = Report(device.identity, alias, value, ts, now, via, ack)
         device.reports.append(report)
         self._append_report(report)
@@ -269,7 +282,7 @@ class ConnectorState:
         return found
 
     def unacknowledged(self, device: Device) -> list[Resource]:
-        found = [r for r in device.resources.values() if r.set_by == "app" and not r.acked]
+        found = [r for r in device.resources.values() if r.set_value is not None and not r.acked]
         return sorted(found, key=lambda r: r.set_at)
 
     def change_event(self, device: Device) -> asyncio.Event:

@@ -180,7 +180,9 @@ async def test_long_poll_wakes_on_set_and_redelivers_until_acked(
     w = await client.post(ALIAS, data={"config_otau": manifest + " "}, headers=AUTH)
     assert w.status_code == 204
     assert not connector.resource("dev1", "config_otau").acked  # type: ignore[union-attr]
-    connector.set_config_otau("dev1", manifest)
+    # The application's value stays pending (and delivered) despite the device's other write.
+    pending = await long_poll(client, "config_otau", 5_000, "0")
+    assert parse_qsl(pending.text) == [("config_otau", manifest)]
     await client.post(ALIAS, data={"config_otau": manifest}, headers=AUTH)
     acked = connector.resource("dev1", "config_otau")
     assert acked is not None and acked.acked and acked.value == manifest
