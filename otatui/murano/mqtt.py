@@ -81,6 +81,26 @@ def batch_payload(records: Sequence[TimedValue]) -> bytes:
     return json.dumps(entries, ensure_ascii=False, separators=(",", ":")).encode(*_ENCODING)
 
 
+class _Values:
+    def __init__(self, channel: MqttChannel) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> _Values:
+        return self
+
+    async def __anext__(self) -> ResourceValue:
+        queue = self._channel._queue
+        while True:
+            if self._channel._ended and queue.empty():
+                queue.put_nowait(None)  # wakes any other iteration, which ends as well
+                if self._channel._auth_error is not None:
+                    raise self._channel._auth_error
+                raise StopAsyncIteration
+            item = await queue.get()
+            if item is not None:
+                return item
+
+
 class MqttChannel:
     """One device's MQTT channel (implements `otatui.murano.channel.Channel`)."""
 
@@ -155,17 +175,11 @@ class MqttChannel:
             self._set_state(ChannelState(LinkState.STOPPED, "closed"))
         self._queue.put_nowait(None)
 
-    async def values(self) -> AsyncIterator[ResourceValue]:
+    def values(self) -> AsyncIterator[ResourceValue]:
         """Values set by the cloud, in arrival order. Ends when the channel is closed; raises
-        `AuthError` if the connector refused the credentials."""
-        while True:
-            if self._queue.empty() and self._ended:
-                if self._auth_error is not None:
-                    raise self._auth_error
-                return
-            item = await self._queue.get()
-            if item is not None:
-                yield item
+        `AuthError` if the connector refused the credentials. Cancelling a pending `anext()`
+        (e.g. `asyncio.wait_for` timing out) loses nothing and leaves the iterator usable."""
+        return _Values(self)
 
     async def write(self, alias: str, value: str) -> None:
         _check_alias(alias)

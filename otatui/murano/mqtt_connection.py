@@ -385,6 +385,9 @@ class MqttConnection:
         self._loop.add_reader(self._fd, self._readable)
 
     def _socket_close(self, _c: Any, _u: Any, _sock: Any) -> None:
+        if self._loop.is_closed():  # paho's __del__ closing a socket nobody closed
+            self.connected = False
+            return
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)

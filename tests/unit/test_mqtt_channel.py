@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -139,3 +140,20 @@ async def test_values_end_after_close() -> None:
     assert [v.raw async for v in channel.values()] == ["v"]
     assert [v async for v in channel.values()] == []
     assert channel.state.state == LinkState.STOPPED
+
+
+async def test_cancelled_anext_loses_nothing() -> None:
+    channel = MqttChannel("mqtts://h", TOKEN)
+    values = channel.values()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(values), 0.05)
+    waiting = asyncio.create_task(anext(values))
+    other = asyncio.create_task(anext(channel.values()))
+    await asyncio.sleep(0)
+    channel._message("$resource/config_otau/1", b"v")
+    assert (await waiting).raw == "v"
+    await channel.close()
+    with pytest.raises(StopAsyncIteration):
+        await other
+    with pytest.raises(StopAsyncIteration):
+        await anext(values)
