@@ -7,7 +7,7 @@ API connects to it as it would to Murano. Start with ``async with Connector(...)
 from .application import CONFIG_OTAU, OTAU_IN, Application
 from .content import Content, ContentStore
 from .faults import Faults
-from .server import Connector, tls_context
+from .server import Connector, serve_forever, tls_context
 from .state import ConnectorState, Device, ProvisioningError, Report, Resource
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "ProvisioningError",
     "Report",
     "Resource",
+    "serve_forever",
     "tls_context",
 ]
