@@ -1,0 +1,172 @@
+"""A partial download on disk with the running sha256 of exactly the bytes it holds.
+
+Hashing and writing happen on a worker thread, in batches of about a megabyte handed over from
+the event loop, one batch in flight at a time: the loop keeps reading the socket while the
+worker hashes (``hashlib`` releases the GIL) and writes (``os.writev``) the previous batch.
+Memory stays bounded by two batches whatever the file size.
+
+Invariant: after every batch, the file holds ``written`` bytes and the hash has seen exactly
+those bytes, even when a write fails half-way (disk full): a resume can always trust the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import TypeVar
+
+BATCH_BYTES = 1 << 20
+MAX_BATCH_BUFFERS = 256  # well under IOV_MAX (1024 on Linux)
+READ_BLOCK = 4 << 20
+FILE_MODE = 0o600
+
+Buffer = bytes | memoryview
+WriteV = Callable[[int, Sequence[Buffer]], int]
+"""``os.writev``'s shape; replaceable for fault injection (e.g. a disk that fills up)."""
+
+T = TypeVar("T")
+
+
+class PartialFile:
+    """Append-only file + sha256; every call from the event loop, work on ``executor``."""
+
+    def __init__(self, path: Path, executor: Executor, *, writev: WriteV = os.writev) -> None:
+        self.path = path
+        self._executor = executor
+        self._writev = writev
+        self._fd = -1
+        self._hash = hashlib.sha256()
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._pending: Future[None] | None = None
+        self._failed = False
+        self.accepted = 0
+        """Bytes handed to :meth:`write` (on disk once flushed)."""
+        self.written = 0
+        """Bytes on disk and hashed; updated by the worker, a safe lower bound at any time."""
+
+    # -- event-loop side ----------------------------------------------------------------------
+
+    async def open(self, *, resume: bool) -> int:
+        """Open (create) the file; with ``resume`` re-hash what it holds, else empty it."""
+        await self._call(self._open_sync, resume)
+        self.accepted = self.written
+        return self.written
+
+    async def write(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._batch_bytes += len(chunk)
+        self.accepted += len(chunk)
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= MAX_BATCH_BUFFERS:
+            await self._submit()
+
+    async def flush(self) -> None:
+        """Wait until everything accepted is on disk (raises the worker's ``OSError``)."""
+        if self._batch:
+            await self._submit()
+        await self._wait()
+
+    async def restart(self) -> None:
+        """Empty the file and the hash (the server sent the whole file again)."""
+        self._batch, self._batch_bytes = [], 0
+        await self._call(self._truncate_sync)
+        self.accepted = 0
+
+    async def finish(self) -> str:
+        """Flush, fsync, and return the hex sha256 of the whole file."""
+        await self.flush()
+        await self._call(os.fsync, self._fd)
+        return self._hash.hexdigest()
+
+    async def close(self) -> None:
+        """Write out what was accepted (unless writing already failed), then close the file.
+
+        Called on cancellation too: the batch in flight lands (never cut half-way) so the file
+        and ``written`` agree for a later resume.
+        """
+        if self._batch and not self._failed:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            await self._settle()
+            if not self._failed:
+                self._pending = self._executor.submit(self._write_sync, batch)
+        await self._settle()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.accepted = self.written
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight whatever happens to it (no exception, no cancel)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        landed = asyncio.wrap_future(pending)
+        await asyncio.wait([landed])
+        if not landed.cancelled() and landed.exception() is not None:
+            self._failed = True
+
+    async def _submit(self) -> None:
+        batch = self._batch
+        self._batch, self._batch_bytes = [], 0
+        await self._wait()
+        self._pending = self._executor.submit(self._write_sync, batch)
+
+    async def _wait(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            try:
+                await asyncio.wrap_future(pending)
+            except OSError:
+                self._failed = True
+                raise
+            finally:
+                if pending.done():  # still running only if we were cancelled: close() waits
+                    self._pending = None
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        await self._wait()
+        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+
+    # -- worker side --------------------------------------------------------------------------
+
+    def _open_sync(self, resume: bool) -> None:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self.path, flags, FILE_MODE)
+        if not resume:
+            self._truncate_sync()
+            return
+        size = 0
+        while block := os.pread(self._fd, READ_BLOCK, size):
+            self._hash.update(block)
+            size += len(block)
+        os.lseek(self._fd, size, os.SEEK_SET)
+        self.written = size
+
+    def _truncate_sync(self) -> None:
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._hash = hashlib.sha256()
+        self.written = 0
+
+    def _write_sync(self, batch: list[bytes]) -> None:
+        views: deque[Buffer] = deque(batch)
+        while views:
+            n = self._writev(self._fd, views)  # raises OSError (ENOSPC...) with nothing written
+            while n:
+                head = views[0]
+                if len(head) <= n:
+                    self._hash.update(head)
+                    views.popleft()
+                    n -= len(head)
+                    self.written += len(head)
+                else:
+                    view = memoryview(head)
+                    self._hash.update(view[:n])
+                    views[0] = view[n:]
+                    self.written += n
+                    n = 0
