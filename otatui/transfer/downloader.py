@@ -35,35 +35,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import os
-import random
-import re
-import shutil
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import Self
 
 import httpx
 
 from otatui.otau.payload import PayloadItem
-from otatui.store import CacheEntry, Store, StoreError, TransferState
+from otatui.store import CacheEntry, Store
 from otatui.transfer.cache import ContentCache
 from otatui.transfer.errors import DownloadError
-from otatui.transfer.partial import PartialFile, WriteV
-from otatui.transfer.progress import CachedFile, Progress, RateMeter
-from otatui.transfer.source import MAX_REDIRECTS, REDIRECT_STATUSES, ContentAuth, Source, resolve
-
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-MAX_RESTARTS = 3
-MAX_ATTEMPTS = 200
-SAVE_INTERVAL_S = 2.0
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+from otatui.transfer.job import DownloadJob
+from otatui.transfer.partial import WriteV
+from otatui.transfer.progress import CachedFile, Progress
+from otatui.transfer.source import ContentAuth, Source, resolve
 
 
 class Downloader:
@@ -149,7 +139,17 @@ class Downloader:
         if flight is None:
             flight = _Flight()
             self._flights[source.key] = flight
-            job = _Job(self, flight, source, item)
+            job = DownloadJob(
+                client=self._client,
+                store=self._store,
+                cache=self._cache,
+                executor=self._executor,
+                writev=self._writev,
+                tuning=self,
+                publish=flight.publish,
+                source=source,
+                item=item,
+            )
             flight.task = asyncio.create_task(self._run(job), name=f"download {item.filename}")
             flight.task.add_done_callback(functools.partial(self._landed, source.key, flight))
         task = flight.task
@@ -178,7 +178,7 @@ class Downloader:
 
     # -- internals ----------------------------------------------------------------------------
 
-    async def _run(self, job: _Job) -> CachedFile:
+    async def _run(self, job: DownloadJob) -> CachedFile:
         async with self._slots:
             return await job.run()
 
@@ -208,10 +208,6 @@ class Downloader:
             CacheEntry(key, cached.sha256, cached.size, str(cached.path), time.time())
         )
 
-    def _backoff(self, failures: int) -> float:
-        delay = min(self.max_backoff_s, self.backoff_s * (2.0 ** max(0, failures - 1)))
-        return delay * random.uniform(0.5, 1.0)
-
 
 class _Flight:
     """One running download and the latest progress its watchers have to see."""
@@ -226,310 +222,3 @@ class _Flight:
         self.latest = progress
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
-
-
-class _Retry(Exception):
-    """This attempt failed in a way worth another try (connection lost, 5xx...)."""
-
-
-class _Job:
-    """The work of one flight: state, partial file, attempts, verification, commit."""
-
-    def __init__(self, owner: Downloader, flight: _Flight, source: Source, item: PayloadItem):
-        self.owner = owner
-        self.flight = flight
-        self.source = source
-        self.item = item
-        self.cache = owner._cache
-        self.store = owner._store
-        self.partial = PartialFile(
-            self.cache.partial_path(source.key), owner._executor, writev=owner._writev
-        )
-        self.validator: str | None = None
-        self.total: int | None = None
-        self.opened = False
-        self.finished = False
-        self.discard = False
-        now = time.monotonic()
-        self.meter = RateMeter(now, 0)
-        self.next_tick = now
-        self.last_save = now
-
-    @property
-    def label(self) -> str:
-        return self.source.label
-
-    async def run(self) -> CachedFile:
-        try:
-            resume = self._load_state()
-            self.cache.ensure()
-            await self.partial.open(resume=resume)
-            self.opened = True
-            if self.total is not None and self.partial.accepted > self.total:
-                await self._restart()
-            self.meter.rebase(time.monotonic(), self.partial.accepted)
-            self._publish()
-            if self.total is None or self.partial.accepted < self.total:
-                self._save()
-                await self._transfer()
-            digest = await self.partial.finish()
-            return self._commit(digest)
-        except OSError as exc:
-            self._disk_error(exc)
-        except StoreError as exc:
-            raise DownloadError(
-                f"{self.label}: cannot record the download's state: {exc}"
-            ) from None
-        finally:
-            await self.partial.close()
-            if self.opened and not self.finished:
-                if self.discard:
-                    self.cache.discard(self.partial.path)
-                    with contextlib.suppress(StoreError):
-                        self.store.delete_transfer(self.source.key)
-                else:
-                    with contextlib.suppress(StoreError):
-                        self._save()
-
-    # -- state ----------------------------------------------------------------------------------
-
-    def _load_state(self) -> bool:
-        state = self.store.get_transfer(self.source.key)
-        if state is None:
-            return False
-        if Path(state.partial_path) != self.partial.path:
-            self.cache.discard(Path(state.partial_path))
-            return False
-        if state.sha256 is not None and self.item.sha256 not in (None, state.sha256):
-            return False  # another file is expected now: start over
-        self.validator, self.total = state.validator, state.total
-        return True
-
-    def _save(self) -> None:
-        self.store.put_transfer(
-            TransferState(
-                key=self.source.key,
-                partial_path=str(self.partial.path),
-                bytes_done=self.partial.written,
-                total=self.total,
-                validator=self.validator,
-                sha256=self.item.sha256,
-                updated_at=time.time(),
-            )
-        )
-        self.last_save = time.monotonic()
-
-    def _publish(self) -> None:
-        now = time.monotonic()
-        rate = self.meter.sample(now, self.partial.accepted)
-        self.flight.publish(Progress(self.partial.accepted, self.total, rate))
-        self.next_tick = now + self.owner.progress_interval_s
-        if now - self.last_save >= SAVE_INTERVAL_S:
-            self._save()
-
-    async def _restart(self) -> None:
-        await self.partial.restart()
-        self.validator = None
-        self.total = None
-        self.meter.rebase(time.monotonic(), 0)
-
-    # -- network --------------------------------------------------------------------------------
-
-    async def _transfer(self) -> None:
-        attempts = 0
-        restarts = 0
-        failures = 0
-        while True:
-            attempts += 1
-            before = self.partial.accepted
-            try:
-                outcome = await self._attempt()
-            except _Retry as exc:
-                reason = str(exc)
-            except httpx.TimeoutException:
-                reason = "the server stopped answering (timeout)"
-            except httpx.TransportError as exc:
-                reason = _describe(exc)
-            else:
-                if outcome == "done":
-                    return
-                if outcome == "restart":
-                    restarts += 1
-                    if restarts > MAX_RESTARTS:
-                        self._fail(
-                            f"{self.label} changed on the server {restarts} times while downloading"
-                        )
-                continue  # "more": a short 206 ended cleanly, ask for the rest at once
-            self._save()
-            self._publish()
-            failures = 0 if self.partial.accepted > before else failures + 1
-            if failures > self.owner.retries or attempts >= MAX_ATTEMPTS:
-                self._fail(f"download of {self.label} failed after {attempts} attempts: {reason}")
-            await asyncio.sleep(self.owner._backoff(max(failures, 1)))
-
-    async def _attempt(self) -> str:
-        offset = self.partial.accepted
-        extra: dict[str, str] = {}
-        if offset > 0:
-            extra["Range"] = f"bytes={offset}-"
-            if self.validator is not None and not self.validator.startswith("W/"):
-                extra["If-Range"] = self.validator
-        response = await self._open(extra)
-        try:
-            return await self._receive(response, offset)
-        finally:
-            await response.aclose()
-
-    async def _open(self, extra: dict[str, str]) -> httpx.Response:
-        url = httpx.URL(self.source.url)
-        for _ in range(MAX_REDIRECTS + 1):
-            request = httpx.Request("GET", url, headers={**self.source.headers(url), **extra})
-            response = await self.owner._client.send(
-                request, stream=True, auth=None, follow_redirects=False
-            )
-            location = response.headers.get("location")
-            if response.status_code not in REDIRECT_STATUSES or location is None:
-                return response
-            await response.aclose()
-            url = self.source.next_hop(url, location)
-        self._fail(f"{self.label}: more than {MAX_REDIRECTS} redirects")
-
-    async def _receive(self, response: httpx.Response, offset: int) -> str:
-        status = response.status_code
-        headers = response.headers
-        content_range = headers.get("content-range")
-        if status == 206 or (status == 200 and offset > 0 and content_range is not None):
-            parsed = _parse_content_range(content_range)
-            seen = _validator(headers)
-            changed = (
-                parsed is None
-                or parsed[0] != offset
-                or (self.total is not None and parsed[2] not in (None, self.total))
-                or (self.validator is not None and seen is not None and seen != self.validator)
-            )
-            if changed or parsed is None:
-                await self._restart()
-                self._save()
-                return "restart"
-            if parsed[2] is not None:
-                self.total = parsed[2]
-            if self.validator is None:
-                self.validator = seen
-            expected: int | None = parsed[1] + 1
-        elif status == 200:
-            if offset > 0:  # Range ignored, or If-Range said the file changed
-                await self._restart()
-            self.validator = _validator(headers)
-            self.total = _content_length(headers)
-            expected = self.total
-        elif status == 416 and offset > 0:
-            unsatisfied = _UNSATISFIED_RANGE.match(headers.get("content-range", ""))
-            if unsatisfied is not None and int(unsatisfied.group(1)) == offset:
-                self.total = offset  # everything is already here
-                return "done"
-            await self._restart()
-            self._save()
-            return "restart"
-        elif status in RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status}")
-        else:
-            self._fail(_refusal(self.label, status), discard=status in (404, 410))
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            self._fail(f"{self.label}: the server sent it compressed ({encoding[:20]})")
-        self._save()
-        self._publish()
-        async for chunk in response.aiter_raw():
-            await self.partial.write(chunk)
-            if time.monotonic() >= self.next_tick:
-                self._publish()
-        await self.partial.flush()
-        self._publish()
-        got = self.partial.accepted
-        if expected is not None and got < expected:
-            raise _Retry(f"connection closed after {got} of {expected} bytes")
-        if expected is not None and got > expected:
-            self._fail(f"{self.label}: the server sent more bytes than announced", discard=True)
-        if self.total is not None and got < self.total:
-            return "more"
-        return "done"
-
-    # -- the end --------------------------------------------------------------------------------
-
-    def _commit(self, digest: str) -> CachedFile:
-        size = self.partial.written
-        if self.total is not None and size != self.total:
-            self._fail(f"{self.label}: got {size} bytes, expected {self.total}", discard=True)
-        pin = self.item.sha256
-        if pin is not None and digest != pin:
-            self._fail(
-                f"sha256 mismatch for {self.label}: expected {pin[:12]}…, got {digest[:12]}…;"
-                " file discarded",
-                discard=True,
-            )
-        cached = self.cache.commit(self.partial.path, digest, size)
-        self.finished = True
-        self.store.put_cache(
-            CacheEntry(self.source.key, cached.sha256, cached.size, str(cached.path), time.time())
-        )
-        self.store.delete_transfer(self.source.key)
-        return cached
-
-    def _fail(self, message: str, *, discard: bool = False) -> NoReturn:
-        self.discard = self.discard or discard
-        raise DownloadError(message)
-
-    def _disk_error(self, exc: OSError) -> NoReturn:
-        where = self.partial.path
-        self.discard = True
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            try:
-                free = f"{shutil.disk_usage(where.parent).free} bytes free"
-            except OSError:
-                free = "free space unknown"
-            self._fail(f"disk full while writing {where} ({free}) for {self.label}")
-        if exc.errno == errno.EFBIG:
-            self._fail(f"file size limit reached while writing {where} for {self.label}")
-        self._fail(f"cannot write {where} for {self.label}: {exc.strerror or exc}")
-
-
-def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    match = _CONTENT_RANGE.match(value or "")
-    if match is None:
-        return None
-    first, last = int(match.group(1)), int(match.group(2))
-    total = None if match.group(3) == "*" else int(match.group(3))
-    if last < first or (total is not None and last >= total):
-        return None
-    return first, last, total
-
-
-def _content_length(headers: httpx.Headers) -> int | None:
-    value = headers.get("content-length", "").strip()
-    return int(value) if value.isdigit() else None
-
-
-def _validator(headers: httpx.Headers) -> str | None:
-    """A strong ETag, else Last-Modified: what makes a resume conditional."""
-    etag: str | None = headers.get("etag")
-    if etag is not None and etag.startswith('"'):
-        return etag
-    modified: str | None = headers.get("last-modified")
-    return modified
-
-
-def _refusal(label: str, status: int) -> str:
-    if status == 401:
-        return f"{label}: the connector refused the device token (HTTP 401)"
-    if status == 403:
-        return f"{label}: access forbidden (HTTP 403)"
-    if status in (404, 410):
-        return f"{label}: not found (HTTP {status})"
-    return f"{label}: the server answered HTTP {status}"
-
-
-def _describe(exc: httpx.TransportError) -> str:
-    text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({text})"
-    return f"connection lost ({text})"
