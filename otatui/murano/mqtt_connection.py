@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,15 +131,45 @@ async def _ready(fd: int, *, write: bool) -> None:
             loop.remove_reader(fd)
 
 
+_DNS_TTL = 30.0
+_resolved: dict[tuple[str, int], tuple[float, list[tuple[int, Any]]]] = {}
+_resolving: dict[tuple[int, str, int], asyncio.Future[list[tuple[int, Any]]]] = {}
+
+
 async def _addresses(host: str, port: int) -> list[tuple[int, Any]]:
+    """Addresses to try. A host name is resolved once for all channels connecting at the same
+    time and kept `_DNS_TTL` seconds, so a fleet reconnecting at once makes one lookup (one
+    executor thread), not one per device."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        return [(family, addr) for family, _t, _p, _c, addr in infos]
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    return [(family, (host, port))]
+        pass
+    else:
+        return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+    loop = asyncio.get_running_loop()
+    cached = _resolved.get((host, port))
+    if cached is not None and time.monotonic() - cached[0] < _DNS_TTL:
+        return cached[1]
+    key = (id(loop), host, port)
+    pending = _resolving.get(key)
+    if pending is None:
+        pending = loop.create_future()
+        _resolving[key] = pending
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:
+            shared = exc if isinstance(exc, Exception) else OSError("name lookup interrupted")
+            pending.set_exception(shared)
+            pending.exception()  # mark it retrieved: waiters re-raise it, or nobody waits
+            raise
+        else:
+            found: list[tuple[int, Any]] = [(f, addr) for f, _t, _p, _c, addr in infos]
+            _resolved[(host, port)] = (time.monotonic(), found)
+            pending.set_result(found)
+            return found
+        finally:
+            del _resolving[key]
+    return await asyncio.shield(pending)
 
 
 async def open_socket(

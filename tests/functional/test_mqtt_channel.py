@@ -282,6 +282,22 @@ async def test_tls_with_a_test_ca(tmp_path: Path) -> None:
             await ch.close()
         assert c.resource("dev1", "config_otau").acked  # type: ignore[union-attr]
 
+        # A host name is looked up once for channels connecting together (at most one
+        # executor thread, whatever the number of devices).
+        threads_before = threading.active_count()
+        for i in range(30):
+            c.add_device(f"t{i}", f"{i:02}".ljust(40, "x"))
+        many = [
+            MqttChannel(f"mqtts://localhost:{port}", f"{i:02}".ljust(40, "x"), ca_file=str(cert))
+            for i in range(30)
+        ]
+        for ch in many:
+            await ch.start()
+        for ch in many:
+            await wait_state(ch, LinkState.CONNECTED)
+        assert threading.active_count() <= threads_before + 1
+        await asyncio.gather(*(ch.close() for ch in many))
+
         # Without the CA the server is not trusted: back off with the reason, never connect.
         untrusted = MqttChannel(f"mqtts://127.0.0.1:{port}", TOKEN, backoff=FAST)
         await untrusted.start()
