@@ -230,6 +230,10 @@ async def open_socket(
         raise
 
 
+if not callable(getattr(paho.Client, "_create_socket", None)):  # pragma: no cover
+    raise ImportError("this paho-mqtt has no Client._create_socket: otatui needs paho-mqtt 2.x")
+
+
 class _HandedSocketClient(paho.Client):
     """A paho client whose `reconnect()` uses a socket opened by us (see the module docstring)."""
 

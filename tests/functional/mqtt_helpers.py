@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import subprocess
 import time
+from pathlib import Path
 
 from otatui.murano.channel import Channel, LinkState
 
@@ -84,3 +87,62 @@ class Relay:
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
+
+
+def make_client_cert(directory: Path, identity: str) -> tuple[Path, Path]:
+    """A self-signed client certificate whose CN is the device identity (Murano cert mode)."""
+    cert, key = directory / f"{identity}.pem", directory / f"{identity}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={identity}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+class CertServer:
+    """A TLS listener that requires a client certificate, records the peer certificate and the
+    CONNECT packet, and answers CONNACK 0 (what Murano does for a whitelisted certificate CN)."""
+
+    def __init__(self, server_cert: Path, server_key: Path, client_ca: Path) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(server_cert, server_key)
+        self.context.load_verify_locations(client_ca)
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.peer_cn: str | None = None
+        self.connect_packet = b""
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    async def __aenter__(self) -> CertServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        peer = writer.get_extra_info("peercert") or {}
+        for rdn in peer.get("subject", ()):
+            for name, value in rdn:
+                if name == "commonName":
+                    self.peer_cn = value
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            header = await reader.readexactly(2)  # CONNECT, remaining length (< 128 here)
+            self.connect_packet = header + await reader.readexactly(header[1])
+            writer.write(b"\x20\x02\x00\x00")  # CONNACK, accepted
+            await writer.drain()
+            while await reader.read(4096):
+                pass

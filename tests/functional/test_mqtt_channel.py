@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from connector_helpers import make_cert
-from mqtt_helpers import Relay, wait_state
+from mqtt_helpers import CertServer, Relay, make_client_cert, wait_state
 
 from otatui.connector import Connector
 from otatui.murano.backoff import Backoff
@@ -309,3 +310,75 @@ async def test_tls_with_a_test_ca(tmp_path: Path) -> None:
             f"mqtts://localhost:{port}", "fresh", ca_file=str(cert), timeout=5
         )
         assert token == c.device("fresh").token
+
+
+async def test_certificate_mode_sends_the_client_certificate_and_no_credentials(
+    tmp_path: Path,
+) -> None:
+    server_cert, server_key = make_cert(tmp_path)
+    client_cert, client_key = make_client_cert(tmp_path, "dev1")
+    async with CertServer(server_cert, server_key, client_cert) as server:
+        ch = MqttChannel(
+            f"mqtts://localhost:{server.port}",
+            cert_file=str(client_cert),
+            key_file=str(client_key),
+            ca_file=str(server_cert),
+        )
+        await ch.start()
+        try:
+            await wait_state(ch, LinkState.CONNECTED)
+        finally:
+            await ch.close()
+    assert server.peer_cn == "dev1"
+    # CONNECT: protocol "MQTT" level 4, flags = clean session only (no user name, no password),
+    # then the keepalive and an empty client id, and nothing after it.
+    packet = server.connect_packet
+    assert packet[2:9] == b"\x00\x04MQTT\x04"
+    assert packet[9] == 0x02
+    assert packet[12:] == b"\x00\x00"
+
+
+async def test_tokens_never_reach_logs_states_or_errors(
+    connector: Connector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    ch = MqttChannel(
+        connector.mqtt_url,
+        TOKEN,
+        insecure=True,
+        backoff=FAST,
+        on_state=lambda s: seen.append(repr(s)),
+    )
+    bad = MqttChannel(
+        connector.mqtt_url,
+        WRONG,
+        insecure=True,
+        backoff=FAST,
+        on_state=lambda s: seen.append(repr(s)),
+    )
+    await ch.start()
+    await bad.start()
+    await wait_state(ch, LinkState.CONNECTED)
+    await wait_state(bad, LinkState.AUTH_FAILED)
+    connector.set_config_otau("dev1", MANIFEST)
+    value = await asyncio.wait_for(anext(ch.values()), 5)
+    await ch.acknowledge(value)
+    connector.kick("dev1")
+    await wait_state(ch, LinkState.BACKOFF, LinkState.CONNECTING)
+    errors = []
+    try:
+        await ch.write("otau_in", "x")
+    except NotConnected as exc:
+        errors.append(str(exc))
+    try:
+        async for _ in bad.values():
+            pass
+    except AuthError as exc:
+        errors.append(str(exc))
+    await wait_state(ch, LinkState.CONNECTED)
+    await ch.close()
+    await bad.close()
+    text = "\n".join([caplog.text, *seen, *errors, repr(ch), repr(bad)])
+    assert seen and errors
+    assert TOKEN not in text and WRONG not in text
