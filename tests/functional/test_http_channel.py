@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -616,3 +617,49 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+async def test_the_token_never_appears_in_logs_or_errors(
+    connector: tuple[Connector, Recorder],
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn, _ = connector
+    caplog.set_level(logging.DEBUG)
+    conn.faults.fail_next(2, status=500, path="/onep:v1/stack/alias")
+    channel, states = make_channel(client, conn.http_url)
+    errors: list[str] = []
+    async with running(channel) as values:
+        conn.set_config_otau(IDENTITY, MANIFEST)
+        await channel.acknowledge(await next_value(values))
+        conn.reset_device(IDENTITY)  # the token is now refused
+        for call in (channel.write("otau_in", "x"), anext(values)):
+            try:
+                await asyncio.wait_for(call, 3)
+            except ChannelError as exc:
+                errors.append(f"{exc!s} {exc!r}")
+    assert len(errors) == 2
+    bad, _ = make_channel(client, f"http://127.0.0.1:{free_port()}", watch=())
+    with pytest.raises(ChannelError) as unreachable:
+        await bad.write("otau_in", "x")
+    errors.append(str(unreachable.value))
+    texts = [caplog.text, *errors, *(s.reason for s in states), repr(channel)]
+    assert caplog.text  # httpx and the connector did log
+    assert all(TOKEN not in text for text in texts)
+
+
+async def test_a_held_poll_counts_as_connected_before_its_timeout(
+    connector: tuple[Connector, Recorder], client: httpx.AsyncClient
+) -> None:
+    conn, rec = connector
+    channel, states = make_channel(
+        client, conn.http_url, request_timeout_ms=5_000, held_after_s=0.1
+    )
+    async with running(channel):
+        await wait_for(lambda: channel.state.state == LinkState.CONNECTED, within=1.0)
+        assert [r.status for r in rec.polls()] == [0]  # the first poll is still held
+    assert [s.state for s in states] == [
+        LinkState.CONNECTING,
+        LinkState.CONNECTED,
+        LinkState.STOPPED,
+    ]
