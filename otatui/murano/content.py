@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from otatui.murano.channel import AuthError, ChannelError, NotConnected
-from otatui.murano.http import TOKEN_HEADER, describe_transport_error
+from otatui.murano.device_api import TOKEN_HEADER, describe_transport_error
 
 DOWNLOAD_PATH: Final = "/provision/download"
 

@@ -30,13 +30,9 @@ API documentation allows one alias per long poll while Exosite's own client asks
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import re
-import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC
 from typing import Final
 
 import httpx
@@ -53,145 +49,22 @@ from otatui.murano.channel import (
     StateCallback,
     TimedValue,
 )
+from otatui.murano.device_api import (
+    ALIAS_PATH,
+    RECORD_PATH,
+    TOKEN_HEADER,
+    describe_transport_error,
+    device_api_client,
+)
 from otatui.murano.form import FORM_CONTENT_TYPE, FormError, alias_query, decode_form, encode_form
+from otatui.murano.long_poll import END, PollMemory, ValueStream
 from otatui.murano.record import encode_record, parse_conflicts, split_for_record
+
+__all__ = ["DEFAULT_REQUEST_TIMEOUT_MS", "HttpChannel", "device_api_client"]
 
 log = logging.getLogger(__name__)
 
-ALIAS_PATH: Final = "/onep:v1/stack/alias"
-RECORD_PATH: Final = "/onep:v1/stack/record"
-TOKEN_HEADER: Final = "X-Exosite-CIK"  # noqa: S105 (a header name, not a secret)
 DEFAULT_REQUEST_TIMEOUT_MS: Final = 300_000
-_UNIX_SECONDS = re.compile(r"\d{1,12}(\.\d+)?")
-_END: Final = object()
-
-
-def device_api_client(
-    *,
-    ca_file: str | None = None,
-    verify: bool = True,
-    cert_file: str | None = None,
-    key_file: str | None = None,
-    max_keepalive: int = 64,
-) -> httpx.AsyncClient:
-    """An AsyncClient suited to many devices' long polls: no connection limit, no auth defaults.
-
-    Each long poll holds a connection for up to ``Request-Timeout``: a bounded pool would make
-    writes wait behind polls, so the number of connections is unbounded. Idle keep-alive
-    connections are bounded (`max_keepalive`): httpcore 1.0's pool scans every connection for
-    every idle one on each request, so 1,000 devices answered at once with unbounded keep-alive
-    took ~30 s to acknowledge on this machine instead of ~6 s. Timeouts are given per request.
-    """
-    tls: ssl.SSLContext | bool
-    if not verify:
-        tls = False
-    else:
-        tls = ssl.create_default_context(cafile=ca_file)
-        if cert_file:
-            tls.load_cert_chain(cert_file, key_file)
-    return httpx.AsyncClient(
-        verify=tls,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_keepalive),
-        timeout=httpx.Timeout(30.0),
-        follow_redirects=False,
-    )
-
-
-def parse_last_modified(value: str | None) -> float | None:
-    """Unix seconds from a ``Last-Modified`` header: Unix seconds or an HTTP-date; else None."""
-    if value is None:
-        return None
-    text = value.strip()
-    if _UNIX_SECONDS.fullmatch(text):
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
-
-
-def describe_transport_error(exc: httpx.TransportError, secret: str | None = None) -> str:
-    """One line naming a network failure; `secret` (a token) is blanked if it ever shows up."""
-    if isinstance(exc, httpx.TimeoutException):
-        text = "no answer in time"
-    else:
-        detail = " ".join(str(exc).split())
-        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    return scrub(text, secret)
-
-
-def scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-class _Poll:
-    """One long poll loop's memory: its aliases, ``If-Modified-Since`` and what it delivered."""
-
-    def __init__(self, aliases: tuple[str, ...], backoff: Backoff, since: str | None) -> None:
-        self.aliases = aliases
-        self.label = ", ".join(aliases)
-        self.backoff = backoff
-        self.since = since
-        # alias -> ((raw, timestamp), loop time it was yielded)
-        self.delivered: dict[str, tuple[tuple[str, float | None], float]] = {}
-
-    def take(
-        self,
-        response: httpx.Response,
-        acked: dict[str, tuple[str, float | None, float]],
-        sent: float,
-    ) -> list[ResourceValue]:
-        """New values in a 200 answer (raises FormError on an unreadable body).
-
-        `acked` maps an alias to the (raw, timestamp, loop time) of our last confirmed
-        acknowledgement; `sent` is the loop time this poll was sent.
-        """
-        last_modified = response.headers.get("last-modified")
-        stamp = parse_last_modified(last_modified)
-        if stamp is not None and last_modified is not None:
-            self.since = last_modified.strip()
-        try:
-            body = response.content.decode("utf-8")
-        except UnicodeDecodeError:
-            raise FormError("long poll answer is not UTF-8 text") from None
-        fresh: list[ResourceValue] = []
-        now = asyncio.get_running_loop().time()
-        for alias, raw in decode_form(body):
-            key = (raw, stamp)
-            previous = self.delivered.get(alias)
-            if previous is not None and previous[0] == key:
-                ack = acked.get(alias)
-                # Yield it again only if we acknowledged that very delivery and this poll was
-                # sent after the acknowledgement was confirmed.
-                if ack is None or ack[:2] != key or not previous[1] < ack[2] < sent:
-                    continue
-                log.debug("%s delivered again after its acknowledgement: a new set", alias)
-            self.delivered[alias] = (key, now)
-            fresh.append(ResourceValue(alias=alias, raw=raw, timestamp=stamp, source="http"))
-        return fresh
-
-
-class _Values:
-    """Iterator over a channel's queue: ends at `_END`, raises a queued AuthError."""
-
-    def __init__(self, queue: asyncio.Queue[object]) -> None:
-        self._queue = queue
-
-    def __aiter__(self) -> _Values:
-        return self
-
-    async def __anext__(self) -> ResourceValue:
-        item = await self._queue.get()
-        if item is _END or isinstance(item, AuthError):
-            self._queue.put_nowait(item)  # so that this and any other iteration ends again
-            if isinstance(item, AuthError):
-                raise item
-            raise StopAsyncIteration
-        assert isinstance(item, ResourceValue)
-        return item
 
 
 class HttpChannel:
@@ -270,7 +143,7 @@ class HttpChannel:
         for aliases in groups:
             if not aliases:
                 continue
-            poll = _Poll(aliases, self._backoff.fresh(), self._initial_since)
+            poll = PollMemory(aliases, self._backoff.fresh(), self._initial_since)
             task = asyncio.create_task(self._poll_loop(poll), name=f"http-poll {poll.label}")
             self._tasks.append(task)
 
@@ -281,7 +154,7 @@ class HttpChannel:
         await self._cancel_polls()
         if self._state.state != LinkState.AUTH_FAILED:
             self._set_state(ChannelState(LinkState.STOPPED, "closed"))
-        self._queue.put_nowait(_END)
+        self._queue.put_nowait(END)
 
     def values(self) -> AsyncIterator[ResourceValue]:
         """Values as they arrive; ends after `close()`, raises `AuthError` after a 401.
@@ -289,7 +162,7 @@ class HttpChannel:
         Cancelling a pending ``anext()`` (e.g. `asyncio.wait_for` timing out) loses nothing and
         leaves the iterator usable.
         """
-        return _Values(self._queue)
+        return ValueStream(self._queue)
 
     async def write(self, alias: str, value: str) -> None:
         await self._post_alias([(alias, value)], what=f"write of {alias}")
@@ -382,7 +255,7 @@ class HttpChannel:
             headers[TOKEN_HEADER] = self._token
         return headers
 
-    async def _poll_loop(self, poll: _Poll) -> None:
+    async def _poll_loop(self, poll: PollMemory) -> None:
         url = f"{self._base}{ALIAS_PATH}?{alias_query(poll.aliases)}"
         while not self._closed:
             try:
@@ -392,7 +265,7 @@ class HttpChannel:
                 log.exception("long poll of %s failed unexpectedly", poll.label)
                 await self._fail(poll, f"long poll of {poll.label}: {type(exc).__name__}")
 
-    async def _poll_once(self, poll: _Poll, url: str) -> bool:
+    async def _poll_once(self, poll: PollMemory, url: str) -> bool:
         """One long poll and what its answer calls for; False once polling must stop."""
         request_timeout_s = self._request_timeout_ms / 1000
         loop = asyncio.get_running_loop()
@@ -445,12 +318,12 @@ class HttpChannel:
             await self._fail(poll, f"long poll of {poll.label}: HTTP {status}")
         return True
 
-    def _answered(self, poll: _Poll) -> None:
+    def _answered(self, poll: PollMemory) -> None:
         poll.backoff.reset()
         if self._state.state != LinkState.CONNECTED and not self._closed:
             self._set_state(ChannelState(LinkState.CONNECTED))
 
-    async def _fail(self, poll: _Poll, reason: str) -> None:
+    async def _fail(self, poll: PollMemory, reason: str) -> None:
         delay = poll.backoff.next_delay()
         self._set_state(
             ChannelState(

@@ -14,8 +14,8 @@ from typing import Final
 import httpx
 
 from otatui.murano.channel import ChannelError, NotConnected
+from otatui.murano.device_api import describe_transport_error
 from otatui.murano.form import FORM_CONTENT_TYPE, encode_form
-from otatui.murano.http import describe_transport_error
 
 ACTIVATE_PATH: Final = "/provision/activate"
 TIMESTAMP_PATH: Final = "/timestamp"

@@ -30,7 +30,8 @@ from otatui.murano.channel import (
     TimedValue,
 )
 from otatui.murano.content import content_info, list_content
-from otatui.murano.http import HttpChannel, device_api_client
+from otatui.murano.device_api import device_api_client
+from otatui.murano.http import HttpChannel
 from otatui.murano.provisioning import AlreadyProvisioned, NotWhitelisted, activate, timestamp
 
 TOKEN = "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y"

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from otatui.murano.backoff import Backoff
 from otatui.murano.channel import TimedValue
 from otatui.murano.content import parse_content_info, parse_content_list
+from otatui.murano.device_api import parse_last_modified, scrub
 from otatui.murano.form import FormError, alias_query, decode_form, encode_form
-from otatui.murano.http import HttpChannel, parse_last_modified, scrub
+from otatui.murano.http import HttpChannel
 from otatui.murano.record import encode_record, parse_conflicts, split_for_record
 
 MANIFEST = '{"version":"1.2.4","name":"fw & co","type":"FILE","payload":"a+b%20c.bin"}'
