@@ -8,7 +8,11 @@ another. Exit codes: 0 success, 1 a failure while doing the work, 2 a usage or c
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +20,8 @@ from typing import NoReturn
 
 from otatui import __version__
 from otatui.config import Config, ConfigError, load_config
+from otatui.engine.redaction import configured_secrets
+from otatui.store import Store, StoreError, StoreReader
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -24,6 +30,10 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """A usage or configuration error: exit 2 with this one-line message."""
+
+
+class CommandError(Exception):
+    """The work failed: exit 1 with this one-line message on stderr."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +81,161 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _secrets(config: Config) -> list[str]:
+    """Every token the configuration can reveal, to keep them out of any output."""
+    return configured_secrets(config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The update engine for every configured device; --headless prints JSON lines."""
+    if not args.headless:
+        raise UsageError("the terminal UI is not available yet; use 'otatui run --headless'")
+    config = _load(args)
+    return asyncio.run(_run_headless(config))
+
+
+async def _run_headless(config: Config) -> int:
+    from otatui.engine.events import EventBus
+    from otatui.engine.fleet import Fleet
+    from otatui.engine.jsonlines import JsonLinesPrinter
+
+    bus = EventBus()
+    printer = JsonLinesPrinter(bus, sys.stdout, secrets=_secrets(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    printer.start()
+    try:
+        async with Fleet(config, bus=bus) as fleet:
+            fleet.start()
+            await stop.wait()
+    finally:
+        await printer.stop()
+    return EXIT_OK
+
+
+def _open_reader(config: Config) -> StoreReader | None:
+    """The store, read-only (another otatui may be writing it); ``None`` if there is none yet."""
+    path = config.locations.db_path
+    if not path.exists():
+        return None
+    try:
+        return StoreReader.open_readonly(path)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _write_lines(lines: Sequence[str], redact: Callable[[str], str]) -> None:
+    for line in lines:
+        print(redact(line))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """One line per configured device from the config and the store (no network)."""
+    from otatui.engine.overview import device_statuses, status_json, status_table
+    from otatui.engine.redaction import Redactor
+
+    config = _load(args)
+    redact = Redactor.for_config(config)
+    reader = _open_reader(config)
+    try:
+        statuses = device_statuses(config, reader)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        if reader is not None:
+            reader.close()
+    if args.json:
+        _write_lines([status_json(statuses)], redact)
+    else:
+        _write_lines(status_table(statuses), redact)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """The history, oldest first: a table, JSON lines (--json) or CSV (--csv)."""
+    from otatui.engine import export
+    from otatui.engine.redaction import Redactor
+
+    config = _load(args)
+    if args.device is not None:
+        try:
+            config.device(args.device)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+    redact = Redactor.for_config(config)
+    reader = _open_reader(config)
+    write = export.write_json_lines if args.json else export.write_csv if args.csv else None
+    try:
+        rows = export.history_rows(reader, args.device)
+        if write is not None:
+            write(rows, sys.stdout, redact)
+        else:
+            export.write_table(rows, sys.stdout, redact)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        if reader is not None:
+            reader.close()
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Send the outbox backlog with the reports' original timestamps."""
+    from otatui.engine.overview import format_time
+    from otatui.engine.redaction import Redactor
+    from otatui.engine.sync import OutboxSync, summary_lines
+
+    config = _load(args)
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    redact = Redactor.for_config(config)
+    if not config.locations.db_path.exists():
+        _write_lines(["nothing to send: the outbox is empty"], redact)
+        return EXIT_OK
+    store = _open_store(config)
+    try:
+        result = asyncio.run(OutboxSync(config, store, timeout=args.timeout).run())
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    _write_lines(summary_lines(result, format_time), redact)
+    return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download the payloads of the agents' and bridges' current manifests into the cache."""
+    from otatui.engine.prefetch import DeviceFetch, Prefetch, device_lines
+    from otatui.engine.redaction import Redactor
+
+    config = _load(args)
+    redact = Redactor.for_config(config)
+
+    def show(result: DeviceFetch) -> None:
+        _write_lines(device_lines(result), redact)
+        sys.stdout.flush()
+
+    store = _open_store(config)
+    try:
+        results = asyncio.run(Prefetch(config, store, on_device=show).run())
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    if not results:
+        _write_lines(["no agent or bridge device configured: nothing to fetch"], redact)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
+
+
+def _open_store(config: Config) -> Store:
+    try:
+        return Store.open(config.locations.db_path)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="otatui",
@@ -116,13 +281,27 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="JSON lines")
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
 
-    for name in ("fetch", "sync", "sim-device", "config"):
+    sync = sub.add_parser("sync", help=_SUBCOMMANDS["sync"], description=_SUBCOMMANDS["sync"])
+    sync.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up after this long; what is not delivered stays in the outbox (default 60)",
+    )
+
+    for name in ("fetch", "sim-device", "config"):
         sub.add_parser(name, help=_SUBCOMMANDS[name], description=_SUBCOMMANDS[name])
 
     parser.set_defaults(handler=_not_available("tui"))
     for name in _SUBCOMMANDS:
         sub.choices[name].set_defaults(handler=_not_available(name))
     sub.choices["config"].set_defaults(handler=cmd_config)
+    sub.choices["run"].set_defaults(handler=cmd_run)
+    sub.choices["status"].set_defaults(handler=cmd_status)
+    sub.choices["history"].set_defaults(handler=cmd_history)
+    sub.choices["sync"].set_defaults(handler=cmd_sync)
+    sub.choices["fetch"].set_defaults(handler=cmd_fetch)
     return parser
 
 
@@ -130,13 +309,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:  # raw non-UTF-8 bytes of a stored value must not crash output
+        reconfigure(errors="backslashreplace")
     try:
         return handler(args)
     except UsageError as exc:
         print(f"otatui: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandError as exc:
+        print(f"otatui: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `otatui history | head`: the reader has gone, not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
