@@ -138,7 +138,7 @@ class HttpServer:
             log.debug("HTTP protocol error from client: %s", exc)
         finally:
             self._tasks.discard(task)
-            writer.transport.abort()
+            close_gracefully(writer)
 
     async def close_connections(self) -> None:
         for task in list(self._tasks):
@@ -279,3 +279,12 @@ async def _sendfile(writer: asyncio.StreamWriter, body: FileBody, drop_after: in
         writer.transport.abort()
         return False
     return True
+
+
+def close_gracefully(writer: asyncio.StreamWriter, linger: float = 5.0) -> None:
+    """Close after what was written is sent; abort if the peer has not taken it in ``linger`` s."""
+    transport = writer.transport
+    if transport.is_closing():
+        return
+    writer.close()
+    asyncio.get_running_loop().call_later(linger, transport.abort)

@@ -5,9 +5,13 @@ Semantics served:
   empty, password = token → CONNACK 0; an unknown token → CONNACK 4 "bad user name or password"
   and close. A non-empty client id must equal the device identity (else CONNACK 2).
 - Anonymous connections (no username, no password) may only publish ``$provision/<identity>``;
-  the token comes back as a PUBLISH on ``$provision/<identity>`` without any SUBSCRIBE. Activation
-  refused (not whitelisted / already provisioned) → no reply, as observed with Murano (§7).
-  Any other publish by an anonymous client closes the connection.
+  the token comes back as a PUBLISH on ``$provision/<identity>`` without any SUBSCRIBE, and the
+  connection then continues as that device (pushes, replay, writes). Exosite's C sample and
+  otatui disconnect and reconnect with the token, which works too; Exosite's murano-client keeps
+  publishing on the anonymous connection and its reconnect handler crashes on a server-side close
+  (paho rc 7 is not in its table), so closing here would strand it. Activation refused (not
+  whitelisted / already provisioned) → no reply and the connection stays open, as observed with
+  Murano (§7). Any other publish by an anonymous client closes the connection.
 - Devices publish ``$resource/<alias>`` (QoS 0/1, PUBACK after the value is stored) and
   ``$resource.batch`` (JSON array of ``{"timestamp": <s or µs>, "values": {...}}``; a timestamp
   below 1e11 is seconds).
@@ -41,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mqtt_codec as codec
+from .http_server import close_gracefully
 from .state import ConnectorState, Device, ProvisioningError, Resource
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,14 @@ SECONDS_LIMIT = 1e11  # batch timestamps below this are seconds, above it micros
 
 class _Close(Exception):
     """End this connection (reason logged at debug level)."""
+
+
+class _Provisioned(Exception):
+    """An anonymous connection just activated ``device``: it continues as that device."""
+
+    def __init__(self, device: Device) -> None:
+        super().__init__(device.identity)
+        self.device = device
 
 
 @dataclass(eq=False)
@@ -137,7 +150,7 @@ class MqttBroker:
             pass
         finally:
             self._tasks.discard(task)
-            writer.transport.abort()
+            close_gracefully(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
@@ -166,8 +179,11 @@ class MqttBroker:
         self.connects += 1
         keepalive = connect.keepalive * KEEPALIVE_FACTOR if connect.keepalive else None
         if device is None:
-            await self._loop(reader, session, keepalive)
-            return
+            try:
+                await self._loop(reader, session, keepalive)
+                return
+            except _Provisioned as provisioned:
+                device = session.device = provisioned.device
         old = self._sessions.get(device.identity)
         if old is not None:
             old.close()
@@ -215,7 +231,13 @@ class MqttBroker:
         if device is None:
             if not topic.startswith(PROVISION_PREFIX):
                 raise _Close("anonymous clients may only publish $provision/<identity>")
-            self._provision(session, topic[len(PROVISION_PREFIX) :])
+            identity = topic[len(PROVISION_PREFIX) :]
+            token = self._provision(identity)
+            if token is not None:
+                session.send(codec.encode_publish(topic, token.encode("ascii")))
+                if publish.packet_id is not None:
+                    session.send(codec.encode_puback(publish.packet_id))
+                raise _Provisioned(self.state.device(identity))
         elif topic.startswith(RESOURCE_PREFIX) and "/" not in topic[len(RESOURCE_PREFIX) :]:
             alias = topic[len(RESOURCE_PREFIX) :]
             value = publish.payload.decode("utf-8", "surrogateescape")
@@ -228,13 +250,12 @@ class MqttBroker:
             assert publish.packet_id is not None
             session.send(codec.encode_puback(publish.packet_id))
 
-    def _provision(self, session: _Session, identity: str) -> None:
+    def _provision(self, identity: str) -> str | None:
         try:
-            token = self.state.activate(identity)
+            return self.state.activate(identity)
         except ProvisioningError as exc:
             log.info("MQTT activation refused: %s", exc)
-            return
-        session.send(codec.encode_publish(PROVISION_PREFIX + identity, token.encode("ascii")))
+            return None
 
     def _batch(self, device: Device, payload: bytes) -> None:
         try:
