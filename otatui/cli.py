@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -188,7 +189,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from otatui.engine.sync import OutboxSync, summary_lines
 
     config = _load(args)
-    if not args.timeout > 0:
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise UsageError("--timeout must be a positive number of seconds")
     redact = Redactor.for_config(config)
     if not config.locations.db_path.exists():

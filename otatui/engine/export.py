@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
-from otatui.engine.overview import CONFIG_OTAU, OTAU_IN, align, format_time
+from otatui.engine.overview import CONFIG_OTAU, OTAU_IN, format_time, printable
 from otatui.otau.manifest import Manifest, parse_manifest
 from otatui.otau.status import StatusReport
 from otatui.store import HistoryRow, StoreReader
@@ -38,6 +38,7 @@ FIELDS = (
 )
 _TABLE_HEADERS = ("TIME", "DEVICE", "DIR", "RESOURCE", "VERSION", "STATUS", "SOURCE", "CLOUD")
 DETAIL_CHARS = 80
+TABLE_PAGE = 500
 
 Redact = Callable[[str], str]
 
@@ -117,25 +118,59 @@ def write_csv(rows: Iterable[HistoryRow], out: TextIO, redact: Redact) -> int:
 
 
 def write_table(rows: Iterable[HistoryRow], out: TextIO, redact: Redact) -> int:
-    """An aligned table; what each row says (message, manifest name, note) on the right."""
-    cells: list[tuple[str, ...]] = [(*_TABLE_HEADERS, "DETAIL")]
+    """An aligned table; what each row says (message, manifest name, note) on the right.
+
+    Streams: the column widths come from the header and the first `TABLE_PAGE` rows, later
+    rows use the same widths (a longer cell just pushes its line to the right), so a history of
+    any length is written without holding it in memory.
+    """
+    header: tuple[str, ...] = (*_TABLE_HEADERS, "DETAIL")
+    first: list[tuple[str, ...]] = []
+    widths: list[int] | None = None
+    count = 0
     for row in rows:
-        cells.append(
-            (
-                format_time(row.time),
-                row.device,
-                row.direction,
-                row.resource,
-                row.version or "-",
-                row.status or "-",
-                row.source,
-                cloud_state(row) or "-",
-                detail(row),
-            )
+        count += 1
+        cells = _cells(row)
+        if widths is None:
+            first.append(cells)
+            if len(first) < TABLE_PAGE:
+                continue
+            widths = _widths([header, *first])
+            _write_aligned([header, *first], widths, out, redact)
+            continue
+        _write_aligned([cells], widths, out, redact)
+    if widths is None:
+        _write_aligned([header, *first], _widths([header, *first]), out, redact)
+    return count
+
+
+def _cells(row: HistoryRow) -> tuple[str, ...]:
+    return tuple(
+        printable(c)
+        for c in (
+            format_time(row.time),
+            row.device,
+            row.direction,
+            row.resource,
+            row.version or "-",
+            row.status or "-",
+            row.source,
+            cloud_state(row) or "-",
+            detail(row),
         )
-    for line in align(cells):
+    )
+
+
+def _widths(rows: list[tuple[str, ...]]) -> list[int]:
+    return [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+
+def _write_aligned(
+    rows: list[tuple[str, ...]], widths: list[int], out: TextIO, redact: Redact
+) -> None:
+    for r in rows:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
         out.write(redact(line) + "\n")
-    return len(cells) - 1
 
 
 def detail(row: HistoryRow) -> str:
