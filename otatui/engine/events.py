@@ -83,6 +83,17 @@ class ReportQueued(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReportObserved(Event):
+    """A monitor saw the device's `otau_in` change in the cloud (nothing is sent by otatui)."""
+
+    kind: ClassVar[str] = "observed"
+    version: str
+    status: str
+    message: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReportsDelivered(Event):
     """The connector confirmed these outbox reports (PUBACK / 204)."""
 

@@ -9,7 +9,7 @@ allows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -58,4 +58,4 @@ class Link(Protocol):
         """History label of what comes through this link: "local", "serial", "lan"."""
         ...
 
-    def install(self, request: InstallRequest) -> AsyncIterator[InstallEvent]: ...
+    def install(self, request: InstallRequest) -> AsyncGenerator[InstallEvent, None]: ...

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from otatui.links.link import Finished, InstallEvent, InstallRequest, Step
 
@@ -35,7 +35,7 @@ class LocalLink:
         self.command = list(command)
         self.timeout = timeout
 
-    async def install(self, request: InstallRequest) -> AsyncIterator[InstallEvent]:
+    async def install(self, request: InstallRequest) -> AsyncGenerator[InstallEvent, None]:
         manifest = request.manifest
         workdir = request.workdir
         manifest_path = workdir.parent / f"{workdir.name}.manifest.json"

@@ -1,0 +1,270 @@
+"""The fleet: every configured device's session in one asyncio loop.
+
+One store, one shared HTTP pool, one downloader (bounded concurrent downloads, one cache) and one
+install semaphore (bounded concurrent installs) serve all sessions; no thread per device. The
+fleet builds each device's channel from the configuration (MQTT or HTTP long poll), provisions a
+device that has no token yet, and gives every session a link: the install hook for an agent, the
+configured link for a bridge (supplied by `link_factory`), none for a monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from otatui.config import Config, DeviceConfig, TokenError
+from otatui.engine.events import ConnectionChanged, EventBus, SessionError
+from otatui.engine.monitor import Monitor
+from otatui.engine.session import Session, SessionOptions
+from otatui.links.link import Link
+from otatui.links.local import LocalLink
+from otatui.murano.channel import Channel, ChannelError, ChannelState, LinkState, StateCallback
+from otatui.murano.http import HttpChannel, device_api_client
+from otatui.murano.mqtt import MqttChannel
+from otatui.murano.provisioning import activate
+from otatui.otau.progress import ProgressPolicy
+from otatui.store import Store
+from otatui.transfer import ContentAuth, Downloader
+
+LinkFactory = Callable[[DeviceConfig], Link]
+
+
+class StateRelay:
+    """An `on_state` callback whose target is set once the session exists."""
+
+    def __init__(self) -> None:
+        self.target: StateCallback | None = None
+        self.last: ChannelState | None = None
+
+    def __call__(self, state: ChannelState) -> None:
+        self.last = state
+        if self.target is not None:
+            self.target(state)
+
+
+@dataclass
+class DeviceHandle:
+    """What the fleet knows of one device (for status views and commands)."""
+
+    config: DeviceConfig
+    session: Session | None = None
+    monitor: Monitor | None = None
+    error: str = ""
+
+
+class Fleet:
+    """Builds and runs the sessions of a configuration. Use as an async context manager."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        bus: EventBus | None = None,
+        link_factory: LinkFactory | None = None,
+        clock: Callable[[], float] = time.time,
+        request_timeout_ms: int = 300_000,
+    ) -> None:
+        self.config = config
+        self.bus = bus or EventBus()
+        self.link_factory = link_factory
+        self.clock = clock
+        self.request_timeout_ms = request_timeout_ms
+        self.devices: dict[str, DeviceHandle] = {d.name: DeviceHandle(d) for d in config.devices}
+        self.store: Store | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.downloader: Downloader | None = None
+        self._install_slots = asyncio.Semaphore(config.limits.concurrent_installs)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        paths = self.config.locations
+        self.store = Store.open(paths.db_path)
+        connector = self.config.connector
+        self.client = device_api_client(
+            ca_file=str(connector.ca_file) if connector.ca_file else None
+        )
+        self.downloader = Downloader(
+            self.client,
+            self.store,
+            paths.cache_dir,
+            concurrency=self.config.limits.concurrent_downloads,
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every session (reports stay in the outbox, partial downloads stay resumable)."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.downloader is not None:
+            await self.downloader.aclose()
+        if self.client is not None:
+            await self.client.aclose()
+        if self.store is not None:
+            self.store.close()
+
+    def start(self) -> None:
+        """Start every device's session in the background."""
+        for name in self.devices:
+            self._tasks[name] = asyncio.create_task(self._run_device(name), name=f"device {name}")
+
+    async def run(self) -> None:
+        """Start every session and wait until all have ended (normally: until cancelled)."""
+        self.start()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def session(self, name: str) -> Session:
+        handle = self.devices.get(name)
+        if handle is None or handle.session is None:
+            raise LookupError(f"no running update session for device {name!r}")
+        return handle.session
+
+    def cancel(self, name: str, reason: str = "cancelled by the technician") -> None:
+        self.session(name).cancel(reason)
+
+    def retry(self, name: str) -> None:
+        self.session(name).retry()
+
+    # -- one device ----------------------------------------------------------------------------
+
+    async def _run_device(self, name: str) -> None:
+        handle = self.devices[name]
+        device = handle.config
+        try:
+            token = await self._token(device)
+            relay = StateRelay()
+            if device.role == "monitor":
+                handle.monitor = Monitor(
+                    name=name,
+                    channel=self._http_channel(token, relay, watch=("config_otau", "otau_in")),
+                    store=self._store,
+                    bus=self.bus,
+                    clock=self.clock,
+                )
+                relay.target = handle.monitor.on_channel_state
+                await handle.monitor.run()
+                return
+            channel = self._channel(device, token, relay)
+            session = Session(
+                SessionOptions(
+                    name=name,
+                    identity=device.identity,
+                    role=device.role,
+                    installed_version=device.installed_version or "unknown",
+                    work_dir=self.config.locations.data_dir / "work" / _safe(name),
+                    policy=ProgressPolicy(
+                        min_interval=self.config.limits.progress_interval,
+                        min_percent=float(self.config.limits.progress_percent),
+                    ),
+                ),
+                channel=channel,
+                store=self._store,
+                bus=self.bus,
+                downloader=self._downloader,
+                content_auth=ContentAuth(self.config.connector.base_url, token),
+                link=self._link(device),
+                install_slots=self._install_slots,
+                clock=self.clock,
+            )
+            handle.session = session
+            relay.target = session.on_channel_state
+            await session.run()
+        except (ChannelError, TokenError, ValueError) as exc:
+            handle.error = str(exc)
+            self.bus.publish(SessionError(device=name, message=str(exc)))
+            self.bus.publish(
+                ConnectionChanged(
+                    device=name,
+                    protocol=device.protocol,
+                    state=LinkState.STOPPED.value,
+                    reason=str(exc),
+                )
+            )
+
+    async def _token(self, device: DeviceConfig) -> str:
+        if device.auth == "cert":
+            raise ChannelError(
+                f"device {device.name}: certificate authentication is not supported by the "
+                "update engine yet; give the device a token"
+            )
+        token = device.token_value()
+        if token:
+            return token
+        assert self.client is not None
+        token = await activate(self.client, self.config.connector.base_url, device.identity)
+        device.save_token(token)
+        return token
+
+    def _channel(self, device: DeviceConfig, token: str, relay: StateRelay) -> Channel:
+        connector = self.config.connector
+        if device.protocol == "mqtt":
+            if connector.mqtt_url is None:  # config validation makes this unreachable
+                raise ChannelError(f"device {device.name}: no connector.mqtt_url configured")
+            return MqttChannel(
+                connector.mqtt_url,
+                token,
+                ca_file=str(connector.ca_file) if connector.ca_file else None,
+                insecure=connector.insecure,
+                on_state=relay,
+            )
+        return self._http_channel(token, relay)
+
+    def _http_channel(
+        self, token: str, relay: StateRelay, watch: tuple[str, ...] = ("config_otau",)
+    ) -> HttpChannel:
+        assert self.client is not None
+        return HttpChannel(
+            self.client,
+            self.config.connector.base_url,
+            token,
+            watch=watch,
+            on_state=relay,
+            request_timeout_ms=self.request_timeout_ms,
+        )
+
+    def _link(self, device: DeviceConfig) -> Link:
+        if self.link_factory is not None:
+            return self.link_factory(device)
+        if device.role == "agent" and device.install_command:
+            return LocalLink(device.install_command, timeout=device.install_timeout)
+        raise ChannelError(
+            f"device {device.name}: the {device.link} link of a bridge is not available yet"
+        )
+
+    @property
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the fleet is not open (use 'async with Fleet(...)')")
+        return self.store
+
+    @property
+    def _downloader(self) -> Downloader:
+        if self.downloader is None:
+            raise RuntimeError("the fleet is not open (use 'async with Fleet(...)')")
+        return self.downloader
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.aclose()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).lstrip(".") or "device"

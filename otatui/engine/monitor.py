@@ -1,0 +1,139 @@
+"""The monitor role: watch a device's `config_otau` and `otau_in` without writing anything.
+
+A monitor reads both resources once, then long-polls them over HTTP and records every change in
+the history (already in the cloud, so marked delivered). It never writes to the connector: no
+acknowledgement, no report. Useful to watch a device that updates itself, or ExoSense's side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from otatui.engine.events import (
+    ConnectionChanged,
+    EventBus,
+    ManifestReceived,
+    ReportObserved,
+    SessionError,
+)
+from otatui.murano.channel import ChannelError, ChannelState, ResourceValue
+from otatui.murano.http import HttpChannel
+from otatui.otau.manifest import ManifestError, parse_manifest
+from otatui.otau.status import StatusReport
+from otatui.store import Store, StoreError
+
+WATCHED = ("config_otau", "otau_in")
+
+
+class Monitor:
+    def __init__(
+        self,
+        *,
+        name: str,
+        channel: HttpChannel,
+        store: Store,
+        bus: EventBus,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.seen: dict[str, str] = {}
+
+    async def run(self) -> None:
+        await self.channel.start()
+        try:
+            try:
+                current = await self.channel.read(WATCHED)
+            except ChannelError as exc:
+                self.bus.publish(SessionError(device=self.name, message=f"first read: {exc}"))
+            else:
+                for alias in WATCHED:
+                    if alias in current:
+                        self.observe(ResourceValue(alias=alias, raw=current[alias], source="http"))
+            async for value in self.channel.values():
+                self.observe(value)
+        finally:
+            await self.channel.close()
+
+    def observe(self, value: ResourceValue) -> None:
+        """Record a value of a watched resource once (repeats of the same text are skipped)."""
+        if value.alias not in WATCHED or self.seen.get(value.alias) == value.raw:
+            return
+        self.seen[value.alias] = value.raw
+        now = self.clock()
+        at = value.timestamp or now
+        if value.alias == "config_otau":
+            parsed = parse_manifest(value.raw)
+            reason = parsed.reason if isinstance(parsed, ManifestError) else None
+            self._history("in", value, at, parsed.version, None, reason)
+            if isinstance(parsed, ManifestError):
+                event = ManifestReceived(
+                    device=self.name, version=parsed.version, valid=False, reason=parsed.reason,
+                    source="http",
+                )  # fmt: skip
+            else:
+                event = ManifestReceived(
+                    device=self.name, version=parsed.version, name=parsed.name,
+                    type=parsed.type.value, description=parsed.description,
+                    items=tuple(i.raw for i in parsed.items), source="http",
+                )  # fmt: skip
+            self.bus.publish(event)
+            return
+        try:
+            report = StatusReport.from_json(value.raw)
+        except ValueError as exc:
+            self._history("out", value, at, None, None, str(exc))
+            self.bus.publish(SessionError(device=self.name, message=f"otau_in: {exc}"))
+            return
+        self._history("out", value, at, report.version, report.status.value, None)
+        self.bus.publish(
+            ReportObserved(
+                device=self.name,
+                time=at,
+                version=report.version,
+                status=report.status.value,
+                message=report.message,
+                source="http",
+            )
+        )
+
+    def _history(
+        self,
+        direction: str,
+        value: ResourceValue,
+        at: float,
+        version: str | None,
+        status: str | None,
+        note: str | None,
+    ) -> None:
+        try:
+            self.store.add_history(
+                device=self.name,
+                direction="in" if direction == "in" else "out",
+                resource=value.alias,
+                value=value.raw,
+                source="http",
+                time=at,
+                version=version,
+                status=status,
+                note=note,
+                delivered_at=at if direction == "out" else None,
+            )
+        except StoreError as exc:
+            self.bus.publish(SessionError(device=self.name, message=str(exc)))
+
+    def on_channel_state(self, state: ChannelState) -> None:
+        self.bus.publish(
+            ConnectionChanged(
+                device=self.name,
+                protocol="http",
+                state=state.state.value,
+                reason=state.reason,
+                retry_at=state.retry_at,
+                attempt=state.attempt,
+            )
+        )

@@ -1,0 +1,211 @@
+"""The update engine in-process against the local connector: agents over MQTT and HTTP, a
+monitor, the outbox across an outage, cancel and retry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from engine_helpers import TOKENS, ExternalServer, agent, sha, statuses, write_config
+
+from otatui.config import load_config
+from otatui.connector import Connector
+from otatui.engine.events import Event, EventBus
+from otatui.engine.fleet import Fleet
+
+FINAL_OK = "INSTALLED_VERSION"
+
+
+@pytest.fixture
+async def connector(tmp_path: Path):
+    c = Connector(devices=[(i, t) for i, t in TOKENS.items()])
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+@pytest.fixture
+def external(tmp_path: Path):
+    root = tmp_path / "external"
+    root.mkdir()
+    server = ExternalServer(root)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def wait_status(
+    connector: Connector, identity: str, version: str, status: str, timeout: float = 30
+) -> None:
+    async def seen() -> None:
+        while (version, status) not in statuses(connector, identity):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(seen(), timeout)
+
+
+async def test_agents_over_both_protocols_install_a_url_list(
+    tmp_path: Path, connector: Connector, external: ExternalServer
+) -> None:
+    firmware = b"firmware-" * 50_000
+    extra = b"extra data" * 1000
+    connector.add_content("fw_2.0.0.bin", firmware)
+    (external.root / "extra.tar").write_bytes(extra)
+    records = tmp_path / "records"
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [
+            agent("mqtt-agent", "a0001", "mqtt", records / "mqtt"),
+            agent("http-agent", "a0002", "http", records / "http"),
+        ],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    config = load_config(cfg)
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    manifest = json.dumps(
+        {
+            "version": "2.0.0",
+            "name": "Firmware",
+            "type": "URL_LIST",
+            "payload": ["fw_2.0.0.bin", external.url("extra.tar") + f"#sha256={sha(extra)}"],
+        }
+    )
+    async with Fleet(config, bus=bus, request_timeout_ms=5_000) as fleet:
+        fleet.start()
+        for identity in ("a0001", "a0002"):
+            await wait_status(connector, identity, "1.0.0", FINAL_OK)  # boot report
+            connector.set_config_otau(identity, manifest)
+        for identity in ("a0001", "a0002"):
+            await wait_status(connector, identity, "2.0.0", FINAL_OK)
+            await asyncio.wait_for(connector.wait_for_ack(identity), 10)
+    for kind in ("mqtt", "http"):
+        got = json.loads((records / kind / "2.0.0.json").read_text())
+        assert got["files"] == {"fw_2.0.0.bin": sha(firmware), "extra.tar": sha(extra)}
+        assert got["manifest"] == manifest  # byte-identical manifest for the hook
+    for identity in ("a0001", "a0002"):
+        flow = [s for v, s in statuses(connector, identity) if v == "2.0.0"]
+        assert flow[0] == "INIT" and flow[-1] == FINAL_OK
+        assert "DOWNLOAD_SUCCESS" in flow and "INSTALL_SUCCESS" in flow
+        acks = [r for r in connector.reports(identity, "config_otau")]
+        assert acks and all(r.value == manifest for r in acks)  # identical echo
+    # The token never went to the external host.
+    assert external.seen_headers
+    for headers in external.seen_headers:
+        assert not any(t in json.dumps(headers) for t in TOKENS.values())
+        assert "X-Exosite-CIK" not in headers
+    # Downloaded once: the second device was served from the cache.
+    assert len(external.seen_headers) == 1
+
+
+async def test_failed_install_reports_install_error_then_retry_and_cancel(
+    tmp_path: Path, connector: Connector
+) -> None:
+    connector.add_content("fw_bad.bin", b"x" * 1000)
+    records = tmp_path / "records"
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [agent("gw", "a0001", "mqtt", records)],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    async with Fleet(load_config(cfg), request_timeout_ms=5_000) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        bad = {"version": "3.0.0-bad", "name": "Bad", "type": "FILE", "payload": "fw_bad.bin"}
+        connector.set_config_otau("a0001", bad)
+        await wait_status(connector, "a0001", "3.0.0-bad", "INSTALL_ERROR")
+        errors = [
+            json.loads(r.value)
+            for r in connector.reports("a0001", "otau_in")
+            if json.loads(r.value)["status"] == "INSTALL_ERROR"
+        ]
+        assert errors[-1]["message"] == "flash verify failed"
+        count = len(statuses(connector, "a0001"))
+        fleet.retry("gw")
+        await asyncio.sleep(0.2)
+
+        async def second_error() -> None:
+            while statuses(connector, "a0001")[count:].count(("3.0.0-bad", "INSTALL_ERROR")) < 1:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(second_error(), 20)
+        assert ("3.0.0-bad", "INIT") in statuses(connector, "a0001")[count:]
+
+
+async def test_bad_manifest_is_answered_with_test_error_and_the_session_goes_on(
+    tmp_path: Path, connector: Connector
+) -> None:
+    connector.add_content("ok.bin", b"ok")
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [agent("gw", "a0002", "http", tmp_path / "rec")],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    async with Fleet(load_config(cfg), request_timeout_ms=5_000) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0002", "1.0.0", FINAL_OK)
+        connector.set_config_otau(
+            "a0002", '{"version":"9","name":"x","type":"FILE","payload":"ftp://evil/x"}'
+        )
+        await wait_status(connector, "a0002", "9", "TEST_ERROR")
+        connector.set_config_otau(
+            "a0002", {"version": "4.0.0", "name": "ok", "type": "FILE", "payload": "ok.bin"}
+        )
+        await wait_status(connector, "a0002", "4.0.0", FINAL_OK)
+
+
+async def test_outbox_keeps_reports_while_the_connector_is_down_and_sends_them_in_order(
+    tmp_path: Path, connector: Connector
+) -> None:
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [agent("gw", "a0001", "mqtt", tmp_path / "rec")],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    config = load_config(cfg)
+    async with Fleet(config, request_timeout_ms=5_000) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        json_manifest = {"version": "5.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
+        connector.set_config_otau("a0001", json_manifest)
+        await wait_status(connector, "a0001", "5.0.0", FINAL_OK)
+    # otatui restarts while the connector is unreachable: the boot report waits in the outbox.
+    mqtt_port, http_port = connector.ports["mqtt"], connector.ports["http"]
+    await connector.stop()
+    before = len(connector.reports("a0001", "otau_in"))
+    async with Fleet(config, request_timeout_ms=5_000) as fleet:
+        fleet.start()
+        await asyncio.sleep(1.0)
+        assert fleet.store is not None and fleet.store.count_pending("gw") >= 1
+        assert len(connector.reports("a0001", "otau_in")) == before
+    async with Fleet(config, request_timeout_ms=5_000) as fleet:
+        restarted = Connector(
+            devices=[(i, t) for i, t in TOKENS.items()], mqtt_port=mqtt_port, http_port=http_port
+        )
+        restarted.state = connector.state  # same cloud: keep what it already knows
+        await restarted.start()
+        try:
+            fleet.start()
+
+            async def drained() -> None:
+                assert fleet.store is not None
+                while fleet.store.count_pending("gw"):
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(drained(), 30)
+        finally:
+            await restarted.stop()
