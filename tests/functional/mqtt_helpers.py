@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from otatui.murano.channel import Channel, LinkState
+from otatui.murano.channel import Channel, ChannelState, LinkState
 
 
 async def wait_state(channel: Channel, *states: LinkState, within: float = 10.0) -> None:
@@ -19,6 +19,28 @@ async def wait_state(channel: Channel, *states: LinkState, within: float = 10.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"still {channel.state} after {within} s, wanted {states}")
         await asyncio.sleep(0.01)
+
+
+class StateLog:
+    """An `on_state` callback that keeps every state, so short-lived ones are not missed."""
+
+    def __init__(self) -> None:
+        self.states: list[ChannelState] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, state: ChannelState) -> None:
+        self.states.append(state)
+        self._changed.set()
+
+    async def reach(self, *states: LinkState, after: int = 0, within: float = 10.0) -> int:
+        """Index of the first of `states` recorded at or after index `after`."""
+        async with asyncio.timeout(within):
+            while True:
+                for i in range(after, len(self.states)):
+                    if self.states[i].state in states:
+                        return i
+                self._changed.clear()
+                await self._changed.wait()
 
 
 class Relay:
