@@ -46,7 +46,8 @@ from otatui.murano.channel import (
     StateCallback,
     TimedValue,
 )
-from otatui.murano.mqtt_connection import MqttConnection, MqttEndpoint, tls_context
+from otatui.murano.mqtt_connection import MqttConnection
+from otatui.murano.mqtt_socket import MqttEndpoint, tls_context
 
 log = logging.getLogger(__name__)
 

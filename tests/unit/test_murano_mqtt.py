@@ -16,7 +16,7 @@ from otatui.murano.channel import (
     TimedValue,
 )
 from otatui.murano.mqtt import MqttChannel, batch_payload
-from otatui.murano.mqtt_connection import MqttEndpoint
+from otatui.murano.mqtt_socket import MqttEndpoint
 
 TOKEN = "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y"
 
