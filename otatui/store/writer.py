@@ -282,10 +282,22 @@ def _lastrowid(cur: sqlite3.Cursor) -> int:
     return rowid
 
 
+def storable(value: object) -> object:
+    """Text SQLite can hold: lone surrogates (bytes that were not UTF-8, decoded with
+    surrogateescape) become backslash escapes instead of failing the whole write."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+    return value
+
+
 def _insert_history(conn: sqlite3.Connection, values: tuple[object, ...]) -> int:
     cur = conn.execute(
         "INSERT INTO history (time, device, direction, resource, value, version, status,"
         " source, note, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        values,
+        tuple(storable(v) for v in values),
     )
     return _lastrowid(cur)

@@ -591,3 +591,13 @@ def test_record_step_writes_reports_and_snapshot_in_one_transaction(tmp_path: Pa
     assert store.count_pending("d") == 3
     state = store.get_session("d")
     assert state is not None and state.snapshot == '{"phase":"testing"}'
+
+
+def test_history_keeps_values_that_were_not_utf8(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    bad = b'{"version":"1\xff"}'.decode("utf-8", "surrogateescape")
+    row_id = store.add_history(
+        device="d", direction="in", resource="config_otau", value=bad, source="mqtt"
+    )
+    row = store.get_history(row_id)
+    assert row is not None and row.value == '{"version":"1\\xff"}'
