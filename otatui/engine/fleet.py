@@ -154,7 +154,7 @@ class Fleet:
             if device.role == "monitor":
                 handle.monitor = Monitor(
                     name=name,
-                    channel=self._http_channel(token, relay, watch=("config_otau", "otau_in")),
+                    channel=self._http_channel(token, relay),
                     store=self._store,
                     bus=self.bus,
                     clock=self.clock,

@@ -1,12 +1,16 @@
 """The monitor role: watch a device's `config_otau` and `otau_in` without writing anything.
 
-A monitor reads both resources once, then long-polls them over HTTP and records every change in
-the history (already in the cloud, so marked delivered). It never writes to the connector: no
-acknowledgement, no report. Useful to watch a device that updates itself, or ExoSense's side.
+A monitor reads both resources once, then long-polls `config_otau` over HTTP and reads `otau_in`
+every `read_interval` seconds (a long poll answers for values the application sets; whether one
+wakes for values the device writes is not documented, so the monitor does not rely on it). Every
+change is recorded in the history (already in the cloud, so marked delivered). It never writes to
+the connector: no acknowledgement, no report.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -24,6 +28,7 @@ from otatui.otau.status import StatusReport
 from otatui.store import Store, StoreError
 
 WATCHED = ("config_otau", "otau_in")
+READ_INTERVAL_S = 5.0
 
 
 class Monitor:
@@ -35,8 +40,10 @@ class Monitor:
         store: Store,
         bus: EventBus,
         clock: Callable[[], float] = time.time,
+        read_interval: float = READ_INTERVAL_S,
     ) -> None:
         self.name = name
+        self.read_interval = read_interval
         self.channel = channel
         self.store = store
         self.bus = bus
@@ -45,19 +52,31 @@ class Monitor:
 
     async def run(self) -> None:
         await self.channel.start()
+        reader = asyncio.create_task(self._read_loop(), name=f"{self.name}: read")
         try:
-            try:
-                current = await self.channel.read(WATCHED)
-            except ChannelError as exc:
-                self.bus.publish(SessionError(device=self.name, message=f"first read: {exc}"))
-            else:
-                for alias in WATCHED:
-                    if alias in current:
-                        self.observe(ResourceValue(alias=alias, raw=current[alias], source="http"))
             async for value in self.channel.values():
                 self.observe(value)
         finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
             await self.channel.close()
+
+    async def _read_loop(self) -> None:
+        reported = False
+        while True:
+            try:
+                current = await self.channel.read(WATCHED)
+            except ChannelError as exc:
+                if not reported:  # the channel's state events tell the rest
+                    self.bus.publish(SessionError(device=self.name, message=f"read: {exc}"))
+                    reported = True
+            else:
+                reported = False
+                for alias in WATCHED:
+                    if alias in current:
+                        self.observe(ResourceValue(alias=alias, raw=current[alias], source="http"))
+            await asyncio.sleep(self.read_interval)
 
     def observe(self, value: ResourceValue) -> None:
         """Record a value of a watched resource once (repeats of the same text are skipped)."""

@@ -209,3 +209,60 @@ async def test_outbox_keeps_reports_while_the_connector_is_down_and_sends_them_i
             await asyncio.wait_for(drained(), 30)
         finally:
             await restarted.stop()
+
+
+async def test_monitor_shows_both_resources_and_never_writes(
+    tmp_path: Path, connector: Connector
+) -> None:
+    import httpx
+
+    from otatui.engine.events import ManifestReceived, ReportObserved
+
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [
+            {
+                "name": "watch",
+                "identity": "a0003",
+                "token": TOKENS["a0003"],
+                "protocol": "http",
+                "role": "monitor",
+            }
+        ],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    config = load_config(cfg)
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    manifest = {"version": "7.0.0", "name": "x", "type": "JSON", "payload": {}}
+    connector.set_config_otau("a0003", manifest)
+    async with Fleet(config, bus=bus, request_timeout_ms=5_000) as fleet:
+        fleet.devices["watch"].config  # noqa: B018 - the device is known to the fleet
+        fleet.start()
+        assert fleet.devices["watch"].session is None
+
+        async def until(predicate) -> None:  # type: ignore[no-untyped-def]
+            while not any(predicate(e) for e in seen):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(
+            until(lambda e: isinstance(e, ManifestReceived) and e.version == "7.0.0"), 10
+        )
+        # The device itself (not otatui) reports over HTTP; the monitor sees it.
+        report = '{"version":"7.0.0","status":"INSTALL","message":"flashing"}'
+        async with httpx.AsyncClient() as client:
+            resp = await client.post(
+                f"{connector.http_url}/onep:v1/stack/alias",
+                data={"otau_in": report},
+                headers={"X-Exosite-CIK": TOKENS["a0003"]},
+            )
+            assert resp.status_code == 204
+        await asyncio.wait_for(
+            until(lambda e: isinstance(e, ReportObserved) and e.status == "INSTALL"), 15
+        )
+    # Only the device's own write reached the connector: the monitor wrote nothing.
+    assert [r.value for r in connector.reports("a0003")] == [report]
+    assert not connector.resource("a0003", "config_otau").acked  # type: ignore[union-attr]
