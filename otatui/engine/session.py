@@ -98,6 +98,7 @@ class Session:
         self._files_job = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._ack_task: asyncio.Task[None] | None = None
+        self._from_link: set[int] = set()  # ids of queued events that a bridged device caused
         self.machine = self._restore_machine()
         self.outbox = OutboxPump(name=self.name, store=store, channel=channel, bus=bus, clock=clock)
         self.last_report: tuple[str, str, str] | None = None  # (version, status, message)
@@ -161,8 +162,10 @@ class Session:
             event = await self._queue.get()
             before = self.machine.phase
             actions = self.machine.handle(event)
+            via_link = id(event) in self._from_link
+            self._from_link.discard(id(event))
             if actions:
-                await self._carry_out(actions)
+                await self._carry_out(actions, self.link.source if via_link else None)
             if self.machine.phase is not before:
                 current = self.machine.current
                 self.bus.publish(
@@ -174,9 +177,9 @@ class Session:
                     )
                 )
 
-    async def _carry_out(self, actions: list[act.Action]) -> None:
+    async def _carry_out(self, actions: list[act.Action], source: str | None) -> None:
         reports = [a.report for a in actions if isinstance(a, act.Report)]
-        self._record(reports)
+        self._record(reports, source or self.channel.protocol)
         for action in actions:
             match action:
                 case act.Acknowledge(raw=raw):
@@ -205,9 +208,12 @@ class Session:
                         )
                     )
 
-    def _record(self, reports: list[StatusReport]) -> None:
-        """Reports and the machine's snapshot go to the store together (one transaction)."""
-        source = self._source_of_reports()
+    def _record(self, reports: list[StatusReport], source: str) -> None:
+        """Reports and the machine's snapshot go to the store together (one transaction).
+
+        `source` labels them in the history: the channel's protocol for what otatui did itself,
+        the link's name ("serial", "lan") for what a bridged device reported through its link.
+        """
         pending = [
             PendingReport(
                 resource=OTAU_IN,
@@ -238,11 +244,6 @@ class Session:
             )
         if done:
             self.outbox.wake()
-
-    def _source_of_reports(self) -> str:
-        if self.machine.phase is Phase.INSTALLING and self.link.source not in ("local",):
-            return self.link.source
-        return self.channel.protocol
 
     def _store_safely(self, write: Callable[[], object]) -> None:
         try:
@@ -481,15 +482,19 @@ class Session:
                 )
 
     def _relay(self, report: StatusReport, job: int, now: float) -> None:
-        """A bridged device's own report becomes the install phase's progress or result."""
+        """A bridged device's own report becomes the install phase's progress or result; the
+        reports it leads to are labelled with the link as their source."""
         status, message = report.status, report.message or report.status.value
+        event: ev.Event
         if status.is_error:
-            self.post(ev.InstallFinished(ok=False, message=message, now=now, job=job))
+            event = ev.InstallFinished(ok=False, message=message, now=now, job=job)
         elif status in (Status.INSTALL_SUCCESS, Status.INSTALLED_VERSION):
-            self.post(ev.InstallFinished(ok=True, message=report.message, now=now, job=job))
+            event = ev.InstallFinished(ok=True, message=report.message, now=now, job=job)
         else:
             self.bus.publish(InstallOutput(device=self.name, line=message, stream="device"))
-            self.post(ev.InstallStep(message=message, now=now, job=job))
+            event = ev.InstallStep(message=message, now=now, job=job)
+        self._from_link.add(id(event))
+        self.post(event)
 
     def _prepare(self, manifest: Manifest, workdir: Path) -> tuple[Path, ...]:
         """A fresh folder holding the verified files under their safe names (thread)."""

@@ -266,3 +266,107 @@ async def test_monitor_shows_both_resources_and_never_writes(
     # Only the device's own write reached the connector: the monitor wrote nothing.
     assert [r.value for r in connector.reports("a0003")] == [report]
     assert not connector.resource("a0003", "config_otau").acked  # type: ignore[union-attr]
+
+
+class FakeLink:
+    """A bridged device behind a local link: reports its own progress, or hangs until cancelled."""
+
+    source = "serial"
+
+    def __init__(self, hang: bool = False) -> None:
+        self.hang = hang
+        self.requests: list[object] = []
+        self.cancelled = asyncio.Event()
+
+    async def install(self, request):  # type: ignore[no-untyped-def]
+        from otatui.links.link import DeviceReport, Finished, Step
+        from otatui.otau.status import Status, StatusReport
+
+        self.requests.append(request)
+        version = request.manifest.version
+        if self.hang:
+            yield Step("pushing 1 file")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.cancelled.set()
+        yield DeviceReport(StatusReport(version, Status.INSTALL_STEP, "writing flash 50%"))
+        yield DeviceReport(StatusReport(version, Status.INSTALLED_VERSION, ""))
+        yield Finished(True, "device rebooted")
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_bridge_relays_a_linked_device_and_labels_its_reports(
+    tmp_path: Path, connector: Connector, protocol: str
+) -> None:
+    from otatui.store import Store
+
+    connector.add_content("sensor.bin", b"sensor firmware")
+    device = {
+        "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"],
+        "protocol": protocol, "role": "bridge", "installed_version": "1.0.0",
+        "link": "serial:/dev/ttyUSB0?baud=115200",
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    link = FakeLink()
+    async with Fleet(
+        load_config(cfg), link_factory=lambda d: link, request_timeout_ms=5_000
+    ) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        connector.set_config_otau(
+            "a0001", {"version": "2.1.0", "name": "s", "type": "FILE", "payload": "sensor.bin"}
+        )
+        await wait_status(connector, "a0001", "2.1.0", FINAL_OK)
+    assert len(link.requests) == 1
+    reports = [r for r in connector.reports("a0001", "otau_in") if '"2.1.0"' in r.value]
+    assert any("writing flash 50%" in r.value for r in reports)
+    store = Store.open(tmp_path / "data" / "otatui.db")
+    rows = [
+        (r.status, r.source)
+        for r in store.history(device="sensor-1", resource="otau_in")
+        if r.version == "2.1.0"
+    ]
+    store.close()
+    assert ("DOWNLOAD_SUCCESS", protocol) in rows  # what otatui did itself
+    assert ("INSTALL_STEP", "serial") in rows  # what the device reported through the link
+
+
+async def test_cancel_during_install_reports_aborted_and_stops_the_link(
+    tmp_path: Path, connector: Connector
+) -> None:
+    connector.add_content("sensor.bin", b"sensor firmware")
+    device = {
+        "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"],
+        "protocol": "mqtt", "role": "bridge", "installed_version": "1.0.0", "link": "lan",
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    link = FakeLink(hang=True)
+    async with Fleet(
+        load_config(cfg), link_factory=lambda d: link, request_timeout_ms=5_000
+    ) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        connector.set_config_otau(
+            "a0001", {"version": "2.2.0", "name": "s", "type": "FILE", "payload": "sensor.bin"}
+        )
+        await wait_status(connector, "a0001", "2.2.0", "INSTALL")
+        fleet.cancel("sensor-1")
+        await wait_status(connector, "a0001", "2.2.0", "INSTALL_ABORTED")
+        await asyncio.wait_for(link.cancelled.wait(), 5)
+        assert ("2.2.0", FINAL_OK) not in statuses(connector, "a0001")
+        # The downloaded file stays in the cache for a later retry.
+        assert fleet.downloader is not None
+        assert list((tmp_path / "cache" / "sha256").iterdir())
