@@ -108,9 +108,11 @@ class Exchange:
                 return
             self._conn.receive_data(data)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop watching; once this returns the connection may read again."""
         if self._watch is not None:
             self._watch.cancel()
+            await asyncio.wait({self._watch})
             self._watch = None
 
 
@@ -133,6 +135,10 @@ class HttpServer:
         try:
             await self._serve(reader, writer)
         except (ConnectionError, ssl.SSLError, ClientGone, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # Shutting down. This is the connection's top-level task: ending it cancelled makes
+            # Python 3.11's start_server callback log a spurious "Unhandled exception".
             pass
         except h11.ProtocolError as exc:
             log.debug("HTTP protocol error from client: %s", exc)
@@ -176,7 +182,7 @@ class HttpServer:
                 log.exception("connector handler failed for %s %s", request.method, request.path)
                 response = Response.text(500, "internal error\n")
             finally:
-                exchange.close()
+                await exchange.aclose()
             if not await self._send(conn, writer, response, head=request.method == "HEAD"):
                 return
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

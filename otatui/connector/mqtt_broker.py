@@ -148,6 +148,10 @@ class MqttBroker:
             log.debug("MQTT connection closed: %s", exc)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # Shutting down. This is the connection's top-level task: ending it cancelled makes
+            # Python 3.11's start_server callback log a spurious "Unhandled exception".
+            pass
         finally:
             self._tasks.discard(task)
             close_gracefully(writer)
