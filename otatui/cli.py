@@ -17,10 +17,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from otatui import __version__
-from otatui.config import Config, ConfigError, load_config
+from otatui.config import Config, ConfigError, TokenError, load_config
 from otatui.engine.redaction import configured_secrets
 from otatui.store import Store, StoreError, StoreReader
 
@@ -130,6 +130,62 @@ def _open_reader(config: Config) -> StoreReader | None:
 def _write_lines(lines: Sequence[str], redact: Callable[[str], str]) -> None:
     for line in lines:
         print(redact(line))
+
+
+def cmd_connector(args: argparse.Namespace) -> int:
+    """Serve the local Murano-compatible connector until interrupted.
+
+    With --config, the configured devices are registered with their tokens (a device without a
+    token is whitelisted for activation), so the same configuration works against it.
+    """
+    from otatui.connector.server import serve_forever
+
+    devices: list[tuple[str, str | None]] = []
+    if args.config:
+        for device in _load(args).devices:
+            try:
+                token = device.token_value()
+            except TokenError:
+                token = None
+            devices.append((device.identity, token))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if (args.https_port is not None or args.mqtts_port is not None) and not args.tls_cert:
+        raise UsageError("--https-port/--mqtts-port need --tls-cert and --tls-key")
+
+    def ready(connector: Any) -> None:
+        for name, url in connector.urls().items():
+            print(f"{name}: {url}", flush=True)
+
+    async def serve() -> None:
+        task = asyncio.create_task(
+            serve_forever(
+                host=args.host,
+                http_port=args.http_port,
+                mqtt_port=args.mqtt_port,
+                https_port=args.https_port,
+                mqtts_port=args.mqtts_port,
+                control_port=args.control_port,
+                tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+                tls_key=Path(args.tls_key) if args.tls_key else None,
+                data_dir=Path(args.data_dir) if args.data_dir else None,
+                devices=devices,
+                allow_any_identity=args.allow_any_identity,
+                ready=ready,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        print(f"otatui: connector: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -268,6 +324,21 @@ def build_parser() -> argparse.ArgumentParser:
     connector.add_argument("--host", default="127.0.0.1", help="address to listen on")
     connector.add_argument("--http-port", type=int, default=8080, help="HTTP device API port")
     connector.add_argument("--mqtt-port", type=int, default=1883, help="MQTT port")
+    connector.add_argument("--https-port", type=int, help="HTTPS device API port (TLS)")
+    connector.add_argument("--mqtts-port", type=int, help="MQTT over TLS port")
+    connector.add_argument(
+        "--control-port", type=int, default=8081, help="application-side control API (loopback)"
+    )
+    connector.add_argument("--tls-cert", metavar="PEM", help="server certificate for TLS ports")
+    connector.add_argument("--tls-key", metavar="PEM", help="its private key")
+    connector.add_argument(
+        "--data-dir", metavar="DIR", help="keep devices, values, reports and content here"
+    )
+    connector.add_argument(
+        "--allow-any-identity",
+        action="store_true",
+        help="activate any identity (else only the configured devices are whitelisted)",
+    )
 
     status = sub.add_parser(
         "status", help=_SUBCOMMANDS["status"], description=_SUBCOMMANDS["status"]
@@ -298,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _SUBCOMMANDS:
         sub.choices[name].set_defaults(handler=_not_available(name))
     sub.choices["config"].set_defaults(handler=cmd_config)
+    sub.choices["connector"].set_defaults(handler=cmd_connector)
     sub.choices["run"].set_defaults(handler=cmd_run)
     sub.choices["status"].set_defaults(handler=cmd_status)
     sub.choices["history"].set_defaults(handler=cmd_history)

@@ -77,3 +77,37 @@ def test_bad_config_exits_2_naming_file_and_key(
 def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "nope.toml"), "config"]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+def test_connector_command_serves_until_terminated(tmp_path: Path) -> None:
+    import signal
+    import socket
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [OTATUI, "connector", "--http-port", str(ports[0]), "--mqtt-port", str(ports[1]),
+         "--control-port", str(ports[2]), "--allow-any-identity"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("http_url: http://127.0.0.1:")
+        import httpx
+
+        resp = httpx.post(
+            f"http://127.0.0.1:{ports[0]}/provision/activate", data={"id": "x1"}, timeout=5
+        )
+        assert resp.status_code == 200 and len(resp.text) == 40
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+def test_connector_needs_both_tls_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["connector", "--tls-cert", "c.pem"]) == 2
+    assert "--tls-key" in capsys.readouterr().err
