@@ -22,6 +22,7 @@ import httpx
 from otatui.config import Config, DeviceConfig, TokenError
 from otatui.engine.events import ConnectionChanged, EventBus, SessionError
 from otatui.engine.monitor import Monitor
+from otatui.engine.outbox import BACKLOG_AGE_S
 from otatui.engine.session import Session, SessionOptions
 from otatui.links.link import Link
 from otatui.links.local import LocalLink
@@ -70,12 +71,14 @@ class Fleet:
         link_factory: LinkFactory | None = None,
         clock: Callable[[], float] = time.time,
         request_timeout_ms: int = 300_000,
+        backlog_age: float = BACKLOG_AGE_S,
     ) -> None:
         self.config = config
         self.bus = bus or EventBus()
         self.link_factory = link_factory
         self.clock = clock
         self.request_timeout_ms = request_timeout_ms
+        self.backlog_age = backlog_age
         self.devices: dict[str, DeviceHandle] = {d.name: DeviceHandle(d) for d in config.devices}
         self.store: Store | None = None
         self.client: httpx.AsyncClient | None = None
@@ -174,6 +177,7 @@ class Fleet:
                         min_interval=self.config.limits.progress_interval,
                         min_percent=float(self.config.limits.progress_percent),
                     ),
+                    backlog_age=self.backlog_age,
                 ),
                 channel=channel,
                 store=self._store,

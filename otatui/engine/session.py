@@ -31,7 +31,7 @@ from otatui.engine.events import (
     TransferFinished,
     TransferProgress,
 )
-from otatui.engine.outbox import OutboxPump
+from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump
 from otatui.links.link import DeviceReport, Finished, InstallRequest, Link, Step
 from otatui.murano.channel import (
     AuthError,
@@ -64,6 +64,7 @@ class SessionOptions:
     installed_version: str
     work_dir: Path  # where install folders are made (one per job, removed afterwards)
     policy: ProgressPolicy = field(default_factory=ProgressPolicy)
+    backlog_age: float = BACKLOG_AGE_S  # reports older than this go out as timestamped batches
 
 
 class Session:
@@ -100,7 +101,14 @@ class Session:
         self._ack_task: asyncio.Task[None] | None = None
         self._from_link: set[int] = set()  # ids of queued events that a bridged device caused
         self.machine = self._restore_machine()
-        self.outbox = OutboxPump(name=self.name, store=store, channel=channel, bus=bus, clock=clock)
+        self.outbox = OutboxPump(
+            name=self.name,
+            store=store,
+            channel=channel,
+            bus=bus,
+            clock=clock,
+            backlog_age=options.backlog_age,
+        )
         self.last_report: tuple[str, str, str] | None = None  # (version, status, message)
         self.offered: Manifest | None = None
 

@@ -14,6 +14,7 @@ from otatui.config import load_config
 from otatui.connector import Connector
 from otatui.engine.events import Event, EventBus
 from otatui.engine.fleet import Fleet
+from otatui.store import Store
 
 FINAL_OK = "INSTALLED_VERSION"
 
@@ -183,32 +184,43 @@ async def test_outbox_keeps_reports_while_the_connector_is_down_and_sends_them_i
         json_manifest = {"version": "5.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
         connector.set_config_otau("a0001", json_manifest)
         await wait_status(connector, "a0001", "5.0.0", FINAL_OK)
-    # otatui restarts while the connector is unreachable: the boot report waits in the outbox.
+    # otatui starts twice while the connector is unreachable: both boot reports wait, in order.
     mqtt_port, http_port = connector.ports["mqtt"], connector.ports["http"]
     await connector.stop()
-    before = len(connector.reports("a0001", "otau_in"))
-    async with Fleet(config, request_timeout_ms=5_000) as fleet:
-        fleet.start()
-        await asyncio.sleep(1.0)
-        assert fleet.store is not None and fleet.store.count_pending("gw") >= 1
-        assert len(connector.reports("a0001", "otau_in")) == before
-    async with Fleet(config, request_timeout_ms=5_000) as fleet:
-        restarted = Connector(
-            devices=[(i, t) for i, t in TOKENS.items()], mqtt_port=mqtt_port, http_port=http_port
-        )
-        restarted.state = connector.state  # same cloud: keep what it already knows
-        await restarted.start()
-        try:
+    for _ in range(2):
+        async with Fleet(config, request_timeout_ms=5_000, backlog_age=0.5) as fleet:
+            fleet.start()
+            await asyncio.sleep(0.8)
+    store = Store.open_readonly(tmp_path / "data" / "otatui.db")
+    backlog = store.pending("gw")
+    store.close()
+    assert len(backlog) == 2 and backlog[0].id < backlog[1].id
+    # The connector is back (a new process on the same ports): the backlog goes out by itself,
+    # in order, once each, at the times the reports were made; then the new boot report.
+    back = Connector(devices=list(TOKENS.items()), mqtt_port=mqtt_port, http_port=http_port)
+    await back.start()
+    try:
+        async with Fleet(config, request_timeout_ms=5_000, backlog_age=0.5) as fleet:
             fleet.start()
 
-            async def drained() -> None:
-                assert fleet.store is not None
-                while fleet.store.count_pending("gw"):
+            async def delivered() -> None:
+                while len(back.reports("a0001", "otau_in")) < 3:
                     await asyncio.sleep(0.05)
 
-            await asyncio.wait_for(drained(), 30)
-        finally:
-            await restarted.stop()
+            await asyncio.wait_for(delivered(), 30)
+            await asyncio.sleep(0.5)
+        got = back.reports("a0001", "otau_in")
+        assert len(got) == 3
+        assert [r.value for r in got[:2]] == [b.value for b in backlog]
+        for report, item in zip(got[:2], backlog, strict=True):
+            assert abs(report.timestamp - item.produced_at) < 0.001  # original time
+            assert report.via == "mqtt-batch"
+        assert json.loads(got[2].value)["status"] == FINAL_OK
+        store = Store.open_readonly(tmp_path / "data" / "otatui.db")
+        assert store.count_pending("gw") == 0
+        store.close()
+    finally:
+        await back.stop()
 
 
 async def test_monitor_shows_both_resources_and_never_writes(
