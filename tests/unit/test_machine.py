@@ -263,8 +263,12 @@ def test_cancel_and_retry_with_nothing_to_act_on_do_nothing() -> None:
     machine = UpdateMachine("1.0")
     assert machine.handle(Cancel(0.0)) == []
     assert machine.handle(Retry(0.0)) == []
-    testing_machine = in_test()
-    assert testing_machine.handle(Retry(1.0)) == []  # busy: nothing to retry
+    busy = in_test()
+    busy.handle(TestResult(False, "no space", 1.0))
+    received(busy, url_list("3.0"), 2.0)
+    assert busy.handle(Retry(3.0)) == []  # busy with 3.0: the failed 2.0 waits
+    assert busy.current is not None
+    assert busy.current.version == "3.0"
 
 
 @pytest.mark.parametrize("start", [in_test, in_download, in_install])
