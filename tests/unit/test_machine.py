@@ -620,3 +620,11 @@ def test_restore_rejects_what_is_not_a_snapshot(change: dict[str, Any], problem:
         UpdateMachine.restore(data)
     with pytest.raises(ValueError, match="not a JSON object"):
         UpdateMachine.restore([])
+
+
+def test_a_clock_that_goes_backwards_neither_floods_nor_blocks() -> None:
+    machine = in_install()
+    assert statuses(machine.handle(InstallStep("a", 100.0))) == [S.INSTALL_STEP]
+    assert machine.handle(InstallStep("b", 5.0)) == []  # clock reset: counts from 5.0 now
+    assert machine.handle(InstallStep("c", 6.0)) == []
+    assert reports(machine.handle(InstallStep("d", 7.0))) == [("2.0", S.INSTALL_STEP, "d")]
