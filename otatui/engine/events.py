@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from otatui.otau.manifest import Manifest, ManifestError
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
@@ -224,3 +226,20 @@ class EventBus:
     def publish(self, event: Event) -> None:
         for callback in tuple(self._subscribers):
             callback(event)
+
+
+def manifest_event(device: str, parsed: Manifest | ManifestError, source: str) -> ManifestReceived:
+    """The `manifest` event for a received `config_otau` value, valid or not."""
+    if isinstance(parsed, ManifestError):
+        return ManifestReceived(
+            device=device, version=parsed.version, valid=False, reason=parsed.reason, source=source
+        )
+    return ManifestReceived(
+        device=device,
+        version=parsed.version,
+        name=parsed.name,
+        type=parsed.type.value,
+        description=parsed.description,
+        items=tuple(i.raw for i in parsed.items),
+        source=source,
+    )

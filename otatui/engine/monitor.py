@@ -17,9 +17,9 @@ from collections.abc import Callable
 from otatui.engine.events import (
     ConnectionChanged,
     EventBus,
-    ManifestReceived,
     ReportObserved,
     SessionError,
+    manifest_event,
 )
 from otatui.murano.channel import ChannelError, ChannelState, ResourceValue
 from otatui.murano.http import HttpChannel
@@ -89,18 +89,7 @@ class Monitor:
             parsed = parse_manifest(value.raw)
             reason = parsed.reason if isinstance(parsed, ManifestError) else None
             self._history("in", value, at, parsed.version, None, reason)
-            if isinstance(parsed, ManifestError):
-                event = ManifestReceived(
-                    device=self.name, version=parsed.version, valid=False, reason=parsed.reason,
-                    source="http",
-                )  # fmt: skip
-            else:
-                event = ManifestReceived(
-                    device=self.name, version=parsed.version, name=parsed.name,
-                    type=parsed.type.value, description=parsed.description,
-                    items=tuple(i.raw for i in parsed.items), source="http",
-                )  # fmt: skip
-            self.bus.publish(event)
+            self.bus.publish(manifest_event(self.name, parsed, "http"))
             return
         try:
             report = StatusReport.from_json(value.raw)

@@ -24,12 +24,12 @@ from otatui.engine.events import (
     ConnectionChanged,
     EventBus,
     InstallOutput,
-    ManifestReceived,
     PhaseChanged,
     ReportQueued,
     SessionError,
     TransferFinished,
     TransferProgress,
+    manifest_event,
 )
 from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump
 from otatui.links.link import DeviceReport, Finished, InstallRequest, Link, Step
@@ -293,7 +293,7 @@ class Session:
                 note=parsed.reason if isinstance(parsed, ManifestError) else None,
             )
         )
-        self.bus.publish(_manifest_event(self.name, parsed, value.source))
+        self.bus.publish(manifest_event(self.name, parsed, value.source))
         if isinstance(parsed, Manifest):
             self.offered = parsed
         self.post(ev.ManifestReceived(parsed=parsed, now=now))
@@ -537,19 +537,3 @@ class Session:
 
 class _MissingFile(Exception):
     pass
-
-
-def _manifest_event(device: str, parsed: Manifest | ManifestError, source: str) -> ManifestReceived:
-    if isinstance(parsed, ManifestError):
-        return ManifestReceived(
-            device=device, version=parsed.version, valid=False, reason=parsed.reason, source=source
-        )
-    return ManifestReceived(
-        device=device,
-        version=parsed.version,
-        name=parsed.name,
-        type=parsed.type.value,
-        description=parsed.description,
-        items=tuple(i.raw for i in parsed.items),
-        source=source,
-    )
