@@ -29,11 +29,15 @@ Rules:
 - Step reports are rate-limited by `ProgressPolicy` (exact rule in `otatui.otau.progress`);
   DOWNLOAD_STEP reads `file i of n, p% (name)` (1-based i), or `file i of n, B bytes (name)` when
   the size is unknown. TEST_STEP is not limited: the engine's checks are few and fixed.
+  The engine sends `Tick` now and then (e.g. every second) so held-back progress goes out.
 - Messages from events are made one line (newlines become spaces) and cut to 500 characters.
+- Work events may carry the `job` number of the start action they answer (see `events`).
 
-Persistence: the engine saves `snapshot()` (a JSON-able dict) after each `handle` that returned
-actions, in the same transaction as the outbox rows of its reports, and rebuilds the machine
-after a restart with `UpdateMachine.restore(snapshot, policy)` followed by `Boot`. `Boot` always
+Persistence: the engine saves `snapshot()` (a JSON-able dict) after every `handle` whose
+snapshot changed (a completed file changes it without any report), in the same transaction as
+the outbox rows of the reports, and rebuilds the machine after a restart with
+`UpdateMachine.restore(snapshot, policy)` followed by `Boot` (a `Boot` without a restart is
+handled the same way: whatever work the engine ran before it is taken as gone). `Boot` always
 reports INSTALLED_VERSION with the installed version (the schema wants it on every boot); then
 work that was TESTING or DOWNLOADING resumes (TEST / DOWNLOAD "resuming after a restart" with
 `RunChecks` / `StartDownload`, whose `files_done` lists the files already complete), and work
