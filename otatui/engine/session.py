@@ -100,7 +100,9 @@ class Session:
         self._tasks: list[asyncio.Task[None]] = []
         self._ack_task: asyncio.Task[None] | None = None
         self._from_link: set[int] = set()  # ids of queued events that a bridged device caused
+        self._received: dict[str, str] = {}  # parsed raw -> the exact text received (for acks)
         self.machine = self._restore_machine()
+        self._saved: dict[str, object] | None = None
         self.outbox = OutboxPump(
             name=self.name,
             store=store,
@@ -174,6 +176,8 @@ class Session:
             self._from_link.discard(id(event))
             if actions:
                 await self._carry_out(actions, self.link.source if via_link else None)
+            elif self.machine.snapshot() != self._saved:  # e.g. a file finished: no report
+                self._record([], self.channel.protocol)
             if self.machine.phase is not before:
                 current = self.machine.current
                 self.bus.publish(
@@ -232,12 +236,14 @@ class Session:
             )
             for r in reports
         ]
-        snapshot = json.dumps(self.machine.snapshot(), separators=(",", ":"))
+        state = self.machine.snapshot()
+        snapshot = json.dumps(state, separators=(",", ":"))
         try:
             done = self.store.record_step(device=self.name, reports=pending, snapshot=snapshot)
         except StoreError as exc:
             self.bus.publish(SessionError(device=self.name, message=str(exc)))
             return
+        self._saved = state
         for report, enq in zip(reports, done, strict=True):
             self.last_report = (report.version, report.status.value, report.message)
             self.bus.publish(
@@ -281,6 +287,8 @@ class Session:
     def _on_manifest(self, value: ResourceValue) -> None:
         parsed = parse_manifest(value.raw)
         now = self._clock()
+        # An invalid value's `raw` is a printable copy; the acknowledgement must echo what came.
+        self._received = {parsed.raw: value.raw}
         self._store_safely(
             lambda: self.store.add_history(
                 device=self.name,
@@ -302,6 +310,7 @@ class Session:
         """Echo the identical value back, retrying across reconnects; a newer ack replaces it."""
         if self._ack_task is not None:
             self._ack_task.cancel()
+        raw = self._received.get(raw, raw)
         value = ResourceValue(alias=CONFIG_OTAU, raw=raw, source=self.channel.protocol)
 
         async def ack() -> None:
