@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from otatui.murano.channel import ChannelState
 from otatui.otau.manifest import Manifest, ManifestError
 
 
@@ -55,6 +56,18 @@ class ConnectionChanged(Event):
     reason: str = ""
     retry_at: float | None = None
     attempt: int = 0
+
+    @classmethod
+    def of(cls, device: str, protocol: str, state: ChannelState) -> ConnectionChanged:
+        """The event for a channel's `on_state` report."""
+        return cls(
+            device=device,
+            protocol=protocol,
+            state=state.state.value,
+            reason=state.reason,
+            retry_at=state.retry_at,
+            attempt=state.attempt,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,6 @@ configured link for a bridge (supplied by `link_factory`), none for a monitor.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,10 +263,6 @@ class Fleet:
         if self.downloader is None:
             raise RuntimeError("the fleet is not open (use 'async with Fleet(...)')")
         return self.downloader
-
-    async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.aclose()
 
 
 def _safe(name: str) -> str:

@@ -135,13 +135,4 @@ class Monitor:
             self.bus.publish(SessionError(device=self.name, message=str(exc)))
 
     def on_channel_state(self, state: ChannelState) -> None:
-        self.bus.publish(
-            ConnectionChanged(
-                device=self.name,
-                protocol="http",
-                state=state.state.value,
-                reason=state.reason,
-                retry_at=state.retry_at,
-                attempt=state.attempt,
-            )
-        )
+        self.bus.publish(ConnectionChanged.of(self.name, "http", state))

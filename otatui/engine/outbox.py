@@ -93,8 +93,7 @@ class OutboxPump:
                     self._error(f"report not sent: {exc}")
                     break
                 except ChannelError as exc:
-                    for item in items[:1]:
-                        self._note(item, str(exc))
+                    self._note(items[0], str(exc))
                     delay = RETRY_S[min(failures, len(RETRY_S) - 1)]
                     failures += 1
                     await asyncio.sleep(delay)

@@ -531,16 +531,7 @@ class Session:
 
     def on_channel_state(self, state: ChannelState) -> None:
         """Give this to the channel as its `on_state` callback."""
-        self.bus.publish(
-            ConnectionChanged(
-                device=self.name,
-                protocol=self.channel.protocol,
-                state=state.state.value,
-                reason=state.reason,
-                retry_at=state.retry_at,
-                attempt=state.attempt,
-            )
-        )
+        self.bus.publish(ConnectionChanged.of(self.name, self.channel.protocol, state))
         self.outbox.wake()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.server
 import json
@@ -127,6 +128,18 @@ def statuses(connector: Connector, identity: str) -> list[tuple[str, str]]:
         data = json.loads(report.value)
         out.append((data["version"], data["status"]))
     return out
+
+
+async def wait_status(
+    connector: Connector, identity: str, version: str, status: str, timeout: float = 30
+) -> None:
+    """Wait until the connector received `otau_in` with this version and status."""
+
+    async def seen() -> None:
+        while (version, status) not in statuses(connector, identity):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(seen(), timeout)
 
 
 def iter_reports(connector: Connector, identity: str) -> Iterator[dict[str, str]]:

@@ -8,7 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from engine_helpers import TOKENS, ExternalServer, agent, sha, statuses, write_config
+from engine_helpers import (
+    TOKENS,
+    ExternalServer,
+    agent,
+    sha,
+    statuses,
+    wait_status,
+    write_config,
+)
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -38,16 +46,6 @@ def external(tmp_path: Path):
         yield server
     finally:
         server.close()
-
-
-async def wait_status(
-    connector: Connector, identity: str, version: str, status: str, timeout: float = 30
-) -> None:
-    async def seen() -> None:
-        while (version, status) not in statuses(connector, identity):
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(seen(), timeout)
 
 
 async def test_agents_over_both_protocols_install_a_url_list(
@@ -252,7 +250,6 @@ async def test_monitor_shows_both_resources_and_never_writes(
     manifest = {"version": "7.0.0", "name": "x", "type": "JSON", "payload": {}}
     connector.set_config_otau("a0003", manifest)
     async with Fleet(config, bus=bus, request_timeout_ms=5_000) as fleet:
-        fleet.devices["watch"].config  # noqa: B018 - the device is known to the fleet
         fleet.start()
         assert fleet.devices["watch"].session is None
 

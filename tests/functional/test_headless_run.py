@@ -18,7 +18,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from engine_helpers import TOKENS, ExternalServer, agent, sha, statuses, write_config
+from engine_helpers import (
+    TOKENS,
+    ExternalServer,
+    agent,
+    sha,
+    wait_status,
+    write_config,
+)
 
 from otatui.connector import Connector
 
@@ -117,14 +124,6 @@ class Otatui:
         return code
 
 
-async def wait_status(connector: Connector, identity: str, version: str, status: str) -> None:
-    async def seen() -> None:
-        while (version, status) not in statuses(connector, identity):
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(seen(), 60)
-
-
 @pytest.mark.slow
 async def test_headless_run_updates_agents_and_resumes_after_sigkill(tmp_path: Path) -> None:
     firmware = os.urandom(300_000)
@@ -157,7 +156,7 @@ async def test_headless_run_updates_agents_and_resumes_after_sigkill(tmp_path: P
     try:
         await otatui.start()
         for identity in ("a0001", "a0002"):
-            await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION")
+            await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION", 60)
         manifest = json.dumps(
             {
                 "version": "2.0.0",
@@ -170,7 +169,7 @@ async def test_headless_run_updates_agents_and_resumes_after_sigkill(tmp_path: P
         for identity in ("a0001", "a0002", "a0003"):
             connector.set_config_otau(identity, manifest)
         for identity in ("a0001", "a0002"):
-            await wait_status(connector, identity, "2.0.0", "INSTALLED_VERSION")
+            await wait_status(connector, identity, "2.0.0", "INSTALLED_VERSION", 60)
         for kind in ("mqtt", "http"):
             got = json.loads((records / kind / "2.0.0.json").read_text())
             assert got["files"] == {"fw_2.0.0.bin": sha(firmware), "extra.bin": sha(extra)}
@@ -197,7 +196,7 @@ async def test_headless_run_updates_agents_and_resumes_after_sigkill(tmp_path: P
             restarted = Otatui(cfg, env)
             await restarted.start()
             try:
-                await wait_status(connector, "a0001", "3.0.0", "INSTALLED_VERSION")
+                await wait_status(connector, "a0001", "3.0.0", "INSTALLED_VERSION", 60)
                 got = json.loads((records / "mqtt" / "3.0.0.json").read_text())
                 assert got["files"] == {"big.bin": sha(big)}
                 resumed = [r for r in slow.ranges if r]
