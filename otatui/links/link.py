@@ -48,7 +48,33 @@ class Finished:
     message: str = ""
 
 
-InstallEvent = Step | DeviceReport | Finished
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """Bytes of one payload file pushed to the device so far (the link's transfer progress)."""
+
+    file: str
+    index: int  # position in the manifest, from 0
+    count: int  # number of files in this push
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """The local link to the device changed state; `detail` says why in plain words.
+
+    `state` is one of LINK_STATES: "opening" (port/listener being opened), "waiting" (for the
+    device to answer or connect), "connected", "transferring", "installing", "closed" (ended
+    normally), "lost" (the device stopped answering or the port went away).
+    """
+
+    state: str
+    detail: str = ""
+
+
+LINK_STATES = ("opening", "waiting", "connected", "transferring", "installing", "closed", "lost")
+
+InstallEvent = Step | DeviceReport | Pushed | LinkStatus | Finished
 
 
 @runtime_checkable
