@@ -67,6 +67,17 @@ def _not_available(name: str) -> Handler:
     return handler
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo site: local connector, simulated fleet, scripted application side."""
+    from otatui.demo.command import main as demo_main
+
+    return demo_main(headless=args.headless, keep=args.keep, no_color=_no_color(args))
+
+
+def _no_color(args: argparse.Namespace) -> bool:
+    return bool(args.no_color or os.environ.get("NO_COLOR"))
+
+
 def _load(args: argparse.Namespace) -> Config:
     """The configuration named by --config (or the default one); errors are usage errors."""
     try:
@@ -369,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _SUBCOMMANDS:
         sub.choices[name].set_defaults(handler=_not_available(name))
     sub.choices["config"].set_defaults(handler=cmd_config)
+    sub.choices["demo"].set_defaults(handler=cmd_demo)
     sub.choices["connector"].set_defaults(handler=cmd_connector)
     sub.choices["run"].set_defaults(handler=cmd_run)
     sub.choices["status"].set_defaults(handler=cmd_status)
