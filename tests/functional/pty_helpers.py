@@ -1,0 +1,97 @@
+"""Pty pairs and lrzsz processes for the serial tests (import as `from pty_helpers import ...`).
+
+    with pty_pair() as pty:                 # raw-mode pty; pty.master, pty.slave, pty.slave_path
+        port = FdPort(pty.master, name="pty master", owns_fd=False)   # inside the running loop
+        other = await SerialPort.open(pty.slave_path)                 # or hand pty.slave to a child
+        pty.close_slave()                   # once nothing else needs our copy of the slave fd
+
+The pair's fds are closed when the `with` block ends (so wrap them with `owns_fd=False`).
+While our copy of the slave fd is open, the master never sees the other side go away; close it
+(`close_slave()`) once a child process or a `SerialPort` holds the slave, so that reading the
+master raises `PortClosed` when that side closes.
+
+`lrzsz(args, pty, cwd=...)` starts `sz`/`rz` with stdin/stdout on the pty slave and kills and
+reaps it when the block ends; `stderr` goes to a temp file readable with `proc_stderr(proc)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import tty
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SZ = shutil.which("sz") or "/usr/bin/sz"
+RZ = shutil.which("rz") or "/usr/bin/rz"
+HAVE_LRZSZ = os.access(SZ, os.X_OK) and os.access(RZ, os.X_OK)
+
+
+@dataclass
+class PtyPair:
+    master: int
+    slave: int | None
+    slave_path: str
+
+    def close_slave(self) -> None:
+        """Close our copy of the slave fd (a child or a SerialPort keeps its own)."""
+        if self.slave is not None:
+            os.close(self.slave)
+            self.slave = None
+
+
+@contextlib.contextmanager
+def pty_pair(*, raw: bool = True) -> Iterator[PtyPair]:
+    master, slave = os.openpty()
+    if raw:
+        tty.setraw(slave)
+    pair = PtyPair(master, slave, os.ttyname(slave))
+    try:
+        yield pair
+    finally:
+        pair.close_slave()
+        os.close(master)
+
+
+_stderr_files: dict[int, Path] = {}
+
+
+@contextlib.contextmanager
+def lrzsz(
+    args: list[str], pty: PtyPair, *, cwd: Path | str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run an lrzsz command on the pty slave; killed (if still running) and reaped at the end."""
+    assert pty.slave is not None, "the pty slave was already closed"
+    with tempfile.NamedTemporaryFile(prefix="lrzsz-", suffix=".err", delete=False) as err:
+        err_path = Path(err.name)
+    with err_path.open("wb") as err_file:
+        proc = subprocess.Popen(
+            args,
+            stdin=pty.slave,
+            stdout=pty.slave,
+            stderr=err_file,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _stderr_files[proc.pid] = err_path
+    pty.close_slave()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        _stderr_files.pop(proc.pid, None)
+        err_path.unlink(missing_ok=True)
+
+
+def proc_stderr(proc: subprocess.Popen[bytes]) -> str:
+    """What the lrzsz process wrote to stderr so far (for assertion messages)."""
+    path = _stderr_files.get(proc.pid)
+    if path is None or not path.exists():
+        return ""
+    return path.read_text(errors="replace")[-2000:]
