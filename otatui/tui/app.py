@@ -1,0 +1,205 @@
+"""The Textual app: screens as modes, events drained in batches, keys remapped from the config.
+
+`OtaApp(backend, keys=..., no_color=...)` starts the backend, seeds its `FleetState` from the
+stored history, and drains the backend's event queue at most ten times a second, applying each
+batch at once and then asking only the visible screen to redraw what changed. Progress floods are
+already coalesced by the engine's `EventQueue`, so a tick handles at most one progress event per
+file in flight plus the non-replaceable events, and key presses stay snappy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+
+from otatui.tui.backend import Backend, BackendError
+from otatui.tui.keys import bindings, unknown_ids
+from otatui.tui.registry import TopScreen, top_screens
+from otatui.tui.screens.base import StateScreen
+from otatui.tui.state import FleetState
+from otatui.tui.widgets.chrome import OtaHeader
+
+TICK_S = 0.1
+"""How often waiting events are drained (10 Hz at most)."""
+CLOCK_S = 1.0
+"""How often the visible screen redraws for clocks (last seen, retry countdowns)."""
+
+
+class ScreenCommands(Provider):
+    """Command palette entries that follow the current screen (its `screen_commands`)."""
+
+    def _commands(self) -> list[tuple[str, str, object]]:
+        screen = self.screen
+        if not isinstance(screen, StateScreen):
+            return []
+        return [(c.title, c.help, c.callback) for c in screen.screen_commands()]
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _no_color_env(enabled: bool) -> Iterator[None]:
+    """Textual reads NO_COLOR when the app is built; `--no-color` sets it for that moment."""
+    if not enabled or "NO_COLOR" in os.environ:
+        yield
+        return
+    os.environ["NO_COLOR"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("NO_COLOR", None)
+
+
+class OtaApp(App[None]):
+    """The otatui terminal UI over a `Backend`."""
+
+    CSS_PATH = "otatui.tcss"
+    TITLE = "otatui"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    BINDINGS = bindings(
+        "app.fleet", "app.manifests", "app.transfers", "app.history", "app.help", "app.quit"
+    )
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        keys: Mapping[str, str] | None = None,
+        no_color: bool = False,
+        frozen: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.state = FleetState(backend.devices, clock=backend.now)
+        self.frozen = frozen
+        """Snapshot mode: no timers that change the picture, no cursor blink, no animation."""
+        self.screens_available: list[TopScreen] = top_screens()
+        with _no_color_env(no_color):
+            super().__init__()
+        self.title = backend.title
+        self.keys = dict(keys or {})
+        self.key_problems = unknown_ids(self.keys)
+        if frozen:
+            self.animation_level = "none"
+        for top in self.screens_available:
+            self.add_mode(top.mode, top.factory)
+        self.start_error = ""
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self.keys:
+            self.set_keymap(self.keys)
+        if self.key_problems:
+            self.notify(
+                "unknown key binding ids in [keys]: " + ", ".join(self.key_problems),
+                severity="warning",
+            )
+        try:
+            await self.backend.start()
+            stored = self.backend.stored_history()
+            self.state.load_history(stored.rows, stored.outbox)
+        except BackendError as exc:
+            self.start_error = str(exc)
+            self.notify(str(exc), severity="error", timeout=30)
+        self.drain()
+        await self.switch_mode("fleet")
+        self.set_interval(TICK_S, self.drain, name="drain events")
+        if not self.frozen:
+            self.set_interval(CLOCK_S, self._clock_tick, name="clock")
+
+    async def on_unmount(self) -> None:
+        with contextlib.suppress(BackendError):
+            await self.backend.stop()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Apply every waiting event in one batch; redraw the visible screen if anything
+        changed. Returns how many events changed something."""
+        events = self.backend.events.drain()
+        changed = self.state.apply_all(events) if events else 0
+        if changed:
+            self.refresh_screen()
+        return changed
+
+    def _clock_tick(self) -> None:
+        self.refresh_screen(clock=True)
+
+    def refresh_screen(self, *, clock: bool = False) -> None:
+        screen = self.screen
+        for header in screen.query(OtaHeader):
+            header.show_state(self.backend.title, self.state)
+        if isinstance(screen, StateScreen):
+            screen.refresh_state()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for top in self.screens_available:
+            yield SystemCommand(
+                f"Go to {top.title}",
+                f"Show the {top.title} screen",
+                partial(self.run_switch, top.mode),
+            )
+
+    def run_switch(self, mode: str) -> None:
+        self.call_later(self.action_switch_mode, mode)
+
+    async def action_switch_mode(self, mode: str) -> None:
+        if mode != self.current_mode:
+            await self.switch_mode(mode)
+            self.refresh_screen()
+
+    # -- engine actions (never block: errors become notifications) -----------------------------
+
+    def command(self, what: str, name: str) -> bool:
+        """Run `cancel`, `retry` or `apply` for a device; False (and a notice) on refusal."""
+        actions = {
+            "cancel": self.backend.cancel,
+            "retry": self.backend.retry,
+            "apply": self.backend.apply,
+        }
+        try:
+            actions[what](name)
+        except BackendError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        self.notify(f"{what}: sent to {name}")
+        return True
+
+    def prefetch(self, names: list[str] | None) -> None:
+        """Download the offered payloads of these devices (None: all) in a worker."""
+
+        async def run() -> None:
+            try:
+                results = await self.backend.prefetch(names)
+            except BackendError as exc:
+                self.notify(f"prefetch: {exc}", severity="error")
+                return
+            failed = [r.device for r in results if not r.ok]
+            files = sum(len(r.files) for r in results)
+            if failed:
+                self.notify(
+                    f"prefetch: {files} files; failed for {', '.join(failed)}", severity="warning"
+                )
+            else:
+                self.notify(f"prefetch: {files} files in the cache")
+
+        self.notify("prefetch: started")
+        self.run_worker(run(), name="prefetch", group="prefetch")

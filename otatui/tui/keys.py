@@ -1,0 +1,80 @@
+"""Every key binding of the TUI, by id; the config's ``[keys]`` table remaps them.
+
+Each binding has an id (``<screen>.<action>``, e.g. ``fleet.filter``); ``[keys]`` in the
+configuration maps an id to one or more keys (``"fleet.filter" = "ctrl+f"``, several keys
+comma-separated), applied with Textual's keymap. `binding(id)` builds the `Binding` from the
+table below, so a screen declares ``BINDINGS = [binding("fleet.filter"), ...]`` and the help
+screen and README list the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    id: str
+    key: str
+    action: str
+    description: str
+    show: bool = True
+    priority: bool = False
+
+
+KEYS: tuple[Key, ...] = (
+    # everywhere
+    Key("app.fleet", "1", "app.switch_mode('fleet')", "Fleet"),
+    Key("app.manifests", "2", "app.switch_mode('manifests')", "Manifests"),
+    Key("app.transfers", "3", "app.switch_mode('transfers')", "Transfers"),
+    Key("app.history", "4", "app.switch_mode('history')", "History"),
+    Key("app.help", "question_mark,f1", "app.switch_mode('help')", "Help"),
+    Key("app.palette", "ctrl+p", "app.command_palette", "Commands", show=False),
+    Key("app.quit", "q", "app.quit", "Quit"),
+    # fleet
+    Key("fleet.open", "enter", "open_device", "Open"),
+    Key("fleet.filter", "slash", "filter", "Filter"),
+    Key("fleet.state", "f", "cycle_state", "State"),
+    Key("fleet.sort", "s", "cycle_sort", "Sort"),
+    Key("fleet.clear", "escape", "clear_filter", "Clear", show=False),
+    Key("fleet.prefetch", "p", "prefetch_all", "Prefetch", show=False),
+    # device
+    Key("device.back", "escape", "back", "Back"),
+    Key("device.apply", "a", "apply", "Apply"),
+    Key("device.cancel", "c", "cancel", "Cancel"),
+    Key("device.retry", "r", "retry", "Retry"),
+    Key("device.prefetch", "p", "prefetch", "Prefetch"),
+    # modal
+    Key("confirm.yes", "y", "confirm", "Yes"),
+    Key("confirm.no", "n,escape", "dismiss_modal", "No"),
+)
+
+BY_ID: Mapping[str, Key] = {k.id: k for k in KEYS}
+
+
+def binding(binding_id: str) -> Binding:
+    """The `Binding` for an id of `KEYS`."""
+    k = BY_ID[binding_id]
+    return Binding(k.key, k.action, k.description, show=k.show, priority=k.priority, id=k.id)
+
+
+BindingList = list[Binding | tuple[str, str] | tuple[str, str, str]]
+"""The type of Textual's ``BINDINGS`` class variable."""
+
+
+def bindings(*ids: str) -> BindingList:
+    return [binding(i) for i in ids]
+
+
+def unknown_ids(keymap: Mapping[str, str]) -> list[str]:
+    """Ids in a ``[keys]`` table that name no binding (a typo would silently do nothing)."""
+    return sorted(set(keymap) - set(BY_ID))
+
+
+def key_label(key: str) -> str:
+    """A key as people write it: ``question_mark`` -> ``?``, ``slash`` -> ``/``."""
+    names = {"question_mark": "?", "slash": "/", "escape": "Esc", "enter": "Enter"}
+    return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))

@@ -1,0 +1,54 @@
+"""The base of every top-level screen: access to the app's state and backend, a state refresh
+hook called by the app after each batch of events, and commands for the palette."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from otatui.tui.app import OtaApp
+    from otatui.tui.backend import Backend
+    from otatui.tui.state import FleetState
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenCommand:
+    """One command palette entry offered by the current screen."""
+
+    title: str
+    help: str
+    callback: Callable[[], object]
+
+
+class StateScreen(Screen[None]):
+    """A screen fed by the app's `FleetState` (override `refresh_state` and `screen_commands`)."""
+
+    @property
+    def ota(self) -> OtaApp:
+        return cast("OtaApp", self.app)
+
+    @property
+    def state(self) -> FleetState:
+        return self.ota.state
+
+    @property
+    def backend(self) -> Backend:
+        return self.ota.backend
+
+    def on_screen_resume(self) -> None:
+        """Shown (again): draw the header and whatever changed while hidden."""
+        self.ota.refresh_screen()
+
+    def refresh_state(self) -> None:
+        """Called after the app applied a batch of events (and once a second for clocks).
+
+        Compare `self.state.version` with what was drawn last and redraw only what changed.
+        """
+
+    def screen_commands(self) -> Iterable[ScreenCommand]:
+        """Commands for the palette while this screen is shown."""
+        return ()

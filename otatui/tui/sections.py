@@ -1,0 +1,171 @@
+"""The text of each Device screen section, built from a `DeviceView` (rich `Text`, no widgets).
+
+Nothing here does I/O: the cache state comes from a lookup the screen passes in (the backend's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+
+from otatui.otau.payload import PayloadItem, PayloadItemError, PayloadSource
+from otatui.otau.status import Status
+from otatui.transfer import CachedFile
+from otatui.tui import cells
+from otatui.tui.records import NOT_SENT, DeviceView
+
+CacheLookup = Callable[[str, PayloadItem], CachedFile | None]
+LocalTime = Callable[[float], time.struct_time]
+OUTPUT_SHOWN = 12
+TIMELINE_SHOWN = 30
+
+
+def _head(out: Text, title: str) -> None:
+    out.append(f"{title}\n", style="bold underline")
+
+
+def title_text(d: DeviceView) -> Text:
+    out = Text()
+    c = d.category
+    out.append(f"{c.marker} {c.value}", style=cells.STATE_STYLES[c])
+    out.append(f"  {d.name}", style="bold")
+    out.append(f"  identity {d.info.identity} · {d.info.role} · {d.info.route}")
+    if d.info.link:
+        out.append(f" ({d.info.link})")
+    out.append(f"\ninstalled {d.installed_version or '?'}")
+    if d.offered is not None:
+        out.append(f" · offered {d.offered.version or '?'}")
+    if d.last_status is not None:
+        out.append(f" · last {d.last_status} {d.last_status_version or ''}".rstrip())
+        if d.last_status_sent is False:
+            out.append(f" ({NOT_SENT})", style="italic")
+    return out
+
+
+def connection_text(d: DeviceView, now: float) -> Text:
+    out = Text()
+    _head(out, "Now")
+    out.append(d.why(now) + "\n", style="bold")
+    out.append(f"connector: {d.connection} over {d.info.protocol}")
+    if d.connection_reason:
+        out.append(f" ({d.connection_reason})")
+    if d.connection == "backoff":
+        wait = "soon" if d.retry_at is None else f"in {max(0, round(d.retry_at - now))} s"
+        out.append(f"; next try {wait}, attempt {d.attempt}")
+    out.append(f"; last seen {cells.ago(d.last_seen, now)}\n")
+    if d.info.link:
+        out.append(f"link: {d.link_state or 'not opened'}")
+        if d.link_detail:
+            out.append(f" ({d.link_detail})")
+        out.append("\n")
+    out.append(f"phase: {d.phase}")
+    if d.awaiting_apply is not None:
+        out.append(f" · waiting for apply of {d.awaiting_apply} (press a)", style="bold red")
+    if d.error:
+        out.append("\nerror: ", style="bold red")
+        out.append(d.error)
+    return out
+
+
+def manifest_text(d: DeviceView, cached: CacheLookup) -> Text:
+    out = Text()
+    _head(out, "Offered manifest")
+    m = d.offered
+    if m is None:
+        out.append("none offered yet")
+        return out
+    if not m.valid:
+        out.append(f"{m.version or '?'}: not valid: {m.reason}", style="bold red")
+        return out
+    out.append(f'"{m.name}" {m.version} ({m.type}) from {m.source or "?"}\n')
+    if m.description:
+        out.append(f"{m.description}\n", style="italic")
+    sizes = {t.file: t.size or t.total for t in d.transfers.values()}
+    for entry in m.payload():
+        if isinstance(entry, PayloadItemError):
+            out.append(f"  invalid item: {entry}\n", style="bold red")
+            continue
+        out.append_text(_item_line(d, entry, cached, sizes))
+    return out
+
+
+def _item_line(
+    d: DeviceView, item: PayloadItem, cached: CacheLookup, sizes: dict[str, int | None]
+) -> Text:
+    line = Text("  ")
+    line.append(item.filename, style="bold")
+    if item.source is PayloadSource.CONTENT:
+        line.append("  connector content")
+    else:
+        line.append(f"  external {item.host or '?'}")
+    hit = cached(d.name, item)
+    size = hit.size if hit is not None else sizes.get(item.filename)
+    line.append(f"  {cells.size(size)}")
+    line.append("  cached" if hit is not None else "  not cached")
+    if item.sha256 is not None:
+        line.append(f"  sha256 {item.sha256[:12]}…")
+    else:
+        line.append("  unpinned (no sha256 pin)", style="yellow")
+    line.append("\n")
+    return line
+
+
+def transfer_text(d: DeviceView) -> Text:
+    out = Text()
+    _head(out, "Transfer")
+    if not d.transfers:
+        out.append("nothing moved yet")
+        return out
+    for t in sorted(d.transfers.values(), key=lambda t: (t.direction, t.index)):
+        verb = "download" if t.direction == "download" else "push"
+        out.append(f"  {verb} {t.file} ({t.index + 1}/{t.count}) ")
+        if t.finished:
+            total = t.size or t.total
+            style = "bold red" if t.outcome == "failed" else ""
+            out.append(f"{t.outcome} {cells.size(total)}", style=style)
+            if t.message and t.outcome == "failed":
+                out.append(f": {t.message}")
+        else:
+            out.append(cells.bar(t.fraction))
+            out.append(f"  {cells.size(t.done)} of {cells.size(t.total)}")
+            out.append(f"  {cells.rate(t.rate)}  ETA {cells.duration(t.eta)}")
+        out.append("\n")
+    return out
+
+
+def output_text(d: DeviceView, local: LocalTime) -> Text:
+    out = Text()
+    _head(out, "Install output")
+    if not d.output:
+        out.append("none")
+        return out
+    for line in list(d.output)[-OUTPUT_SHOWN:]:
+        out.append(time.strftime("%H:%M:%S ", local(line.time)), style="dim")
+        out.append(f"{line.line}\n")
+    return out
+
+
+def timeline_text(d: DeviceView, local: LocalTime) -> Text:
+    out = Text()
+    _head(out, "Timeline (otau_in, config_otau)")
+    if not d.timeline:
+        out.append("nothing yet")
+        return out
+    for e in reversed(list(d.timeline)[-TIMELINE_SHOWN:]):
+        out.append(time.strftime("%m-%d %H:%M:%S ", local(e.time)), style="dim")
+        arrow = "<-" if e.direction == "in" else "->"
+        out.append(f"{arrow} {e.resource:<11} {e.version or '-':<8} ")
+        if e.status:
+            is_error = e.status in Status.__members__ and Status(e.status).is_error
+            out.append(f"{e.status:<17}", style="bold red" if is_error else "")
+        else:
+            out.append(f"{e.message[:40]:<17}")
+        out.append(f" {e.source}")
+        if e.cloud:
+            out.append(f" · {e.cloud}", style="italic" if e.cloud == NOT_SENT else "")
+        if e.status and e.message:
+            out.append(f" · {e.message}")
+        out.append("\n")
+    return out
