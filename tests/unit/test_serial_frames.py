@@ -44,7 +44,7 @@ def test_every_frame_round_trips_through_its_line() -> None:
 def test_encoding_is_compact_utf8_with_type_first() -> None:
     line = sf.encode(sf.Echo(manifest='{"name":"Zürich"}'))
     assert line == '{"type":"echo","manifest":"{\\"name\\":\\"Zürich\\"}"}\n'.encode()
-    assert list(json.loads(sf.encode(sf.Ping(seq=1))))[0] == "type"
+    assert next(iter(json.loads(sf.encode(sf.Ping(seq=1))))) == "type"
 
 
 def test_optional_fields_are_left_out_when_unset() -> None:
