@@ -1,12 +1,14 @@
 """The application side of the local connector, as a Python API (what ExoSense does on Murano).
 
-Set a device's ``config_otau`` (or any resource), manage content, read what devices reported,
-whitelist/provision devices, kick a device's MQTT connection, and arm faults for tests.
+Set a device's ``config_otau`` (or any resource), manage content, read what devices reported
+(all of it, or the next report after an index), whitelist/provision devices, see whether a device
+is connected or was seen, kick a device's MQTT connection, and arm faults for tests.
 :class:`~otatui.connector.server.Connector` is an :class:`Application` with listeners.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,10 @@ class Application:
     def device(self, identity: str) -> Device:
         return self.state.device(identity)
 
+    def devices(self) -> list[Device]:
+        """Every device the connector knows (whitelisted or provisioned)."""
+        return self.state.devices()
+
     # ----- resources ----------------------------------------------------------------------------
 
     def set_value(self, identity: str, alias: str, value: str) -> Resource:
@@ -83,6 +89,23 @@ class Application:
             for report in device.reports[after:]:
                 if (alias is None or report.alias == alias) and predicate(report):
                     return report
+            await changed.wait()
+
+    def report_count(self, identity: str) -> int:
+        """How many values the device wrote so far (to any alias): the index of its next one."""
+        return len(self.state.device(identity).reports)
+
+    async def next_report(self, identity: str, index: int) -> Report:
+        """The device's report number ``index`` (from 0, every alias, arrival order), waiting for
+        it if it has not arrived yet (wrap in a timeout). Reading the reports one index after
+        the other sees each of them once, in order, however fast they come."""
+        if index < 0:
+            raise ValueError("a report index is not negative")
+        while True:
+            device = self.state.device(identity)  # KeyError if the device was removed meanwhile
+            changed = self.state.change_event(device)
+            if index < len(device.reports):
+                return device.reports[index]
             await changed.wait()
 
     async def wait_for_ack(self, identity: str, alias: str = CONFIG_OTAU) -> None:
@@ -124,6 +147,10 @@ class Application:
     def remove_content(self, content_id: str) -> bool:
         return self.content.remove(content_id)
 
+    def content_item(self, content_id: str) -> Content | None:
+        """The content item ``content_id`` if it exists and its file is there."""
+        return self.content.get(content_id)
+
     def contents(self) -> list[Content]:
         return self.content.items()
 
@@ -135,4 +162,31 @@ class Application:
 
     def is_connected(self, identity: str) -> bool:
         """Whether the device holds an authenticated MQTT connection now."""
-        return self.kicker.is_connected(identity) if self.kicker is not None else False
+        if self.kicker is not None and self.kicker.is_connected(identity):
+            return True
+        return self.state.pushed_to(identity)
+
+    # ----- presence -----------------------------------------------------------------------------
+
+    def last_seen(self, identity: str) -> float | None:
+        """When the device last authenticated (any HTTP request, an MQTT CONNECT) or activated,
+        in the connector's clock (Unix seconds); None if not since this connector started."""
+        return self.state.last_seen(identity)
+
+    def seen_since(self, identity: str, since: float) -> bool:
+        """Whether the device is connected over MQTT now or reached the connector at ``since``
+        or later (HTTP has no connection to watch: a request is the sign of life)."""
+        if self.is_connected(identity):
+            return True
+        seen = self.state.last_seen(identity)
+        return seen is not None and seen >= since
+
+    def presence_event(self, identity: str) -> asyncio.Event:
+        """An event set at the device's next sign of life or MQTT connect/disconnect. Take it
+        before checking :meth:`is_connected` / :meth:`seen_since`, then wait on it."""
+        return self.state.presence_event(identity)
+
+    def change_event(self, identity: str) -> asyncio.Event:
+        """An event set at the device's next write or app-side change. Take it before reading
+        :meth:`reports`, then wait on it."""
+        return self.state.change_event(self.state.device(identity))

@@ -16,6 +16,13 @@ never re-delivers an acknowledged value.
 
 Waiters (long polls) wake through a per-device :class:`asyncio.Event` that is replaced on every
 change; MQTT sessions register a push callback per identity.
+
+Presence (for the LAN bridge, which waits for an offline device to come to the local connector):
+every successful authentication (an HTTP request with the device's token, an MQTT CONNECT) and
+every activation records the device as *seen* at that time, and an MQTT session counts as
+*connected* while its push callback is registered. Changes of either set a separate per-identity
+presence event (:meth:`ConnectorState.presence_event`), never the change event: a long poll
+authenticates each time it wakes, and waking it for its own authentication would loop.
 """
 
 from __future__ import annotations
@@ -127,6 +134,8 @@ class ConnectorState:
         self._by_token: dict[str, Device] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._push: dict[str, list[PushCallback]] = {}
+        self._seen: dict[str, float] = {}
+        self._presence: dict[str, asyncio.Event] = {}
         self._save_handle: asyncio.TimerHandle | None = None
         self._loading = False
         if data_dir is not None:
@@ -153,9 +162,13 @@ class ConnectorState:
         return device
 
     def remove_device(self, identity: str) -> None:
+        """Forget the device; its waiters wake (a long poll then answers 401)."""
         device = self._devices.pop(identity, None)
-        if device is not None and device.token is not None:
-            self._by_token.pop(device.token, None)
+        if device is not None:
+            if device.token is not None:
+                self._by_token.pop(device.token, None)
+            self._notify(device)
+            self._presence_changed(identity)
         self._changed_persistent()
 
     def reset_device(self, identity: str) -> None:
@@ -164,6 +177,7 @@ class ConnectorState:
         if device.token is not None:
             self._by_token.pop(device.token, None)
             device.token = None
+            self._notify(device)
         self._changed_persistent()
 
     def activate(self, identity: str) -> str:
@@ -178,13 +192,17 @@ class ConnectorState:
             raise ProvisioningError(409, f"identity {identity!r} is already provisioned")
         self._set_token(device, new_token())
         self._changed_persistent()
+        self._mark_seen(identity)
         assert device.token is not None
         return device.token
 
     def authenticate(self, token: str | None) -> Device | None:
         if not token:
             return None
-        return self._by_token.get(token)
+        device = self._by_token.get(token)
+        if device is not None:
+            self._mark_seen(device.identity)
+        return device
 
     def device(self, identity: str) -> Device:
         try:
@@ -299,8 +317,12 @@ class ConnectorState:
 
     @contextlib.contextmanager
     def pushing(self, identity: str, callback: PushCallback) -> Iterator[None]:
-        """Call ``callback`` with every app-set value of ``identity`` while in the block."""
+        """Call ``callback`` with every app-set value of ``identity`` while in the block.
+
+        An MQTT session holds this for as long as it is connected: it is the device's presence.
+        """
         self._push.setdefault(identity, []).append(callback)
+        self._presence_changed(identity)
         try:
             yield
         finally:
@@ -309,6 +331,33 @@ class ConnectorState:
                 callbacks.remove(callback)
             if not callbacks:
                 self._push.pop(identity, None)
+            self._presence_changed(identity)
+
+    # ----- presence -----------------------------------------------------------------------------
+
+    def last_seen(self, identity: str) -> float | None:
+        """When the device last authenticated or activated (clock time), None if never."""
+        return self._seen.get(identity)
+
+    def pushed_to(self, identity: str) -> bool:
+        """Whether a session that receives pushed values (MQTT) is connected for ``identity``."""
+        return bool(self._push.get(identity))
+
+    def presence_event(self, identity: str) -> asyncio.Event:
+        """An event set when ``identity`` is next seen or its MQTT session comes or goes."""
+        event = self._presence.get(identity)
+        if event is None:
+            event = self._presence[identity] = asyncio.Event()
+        return event
+
+    def _mark_seen(self, identity: str) -> None:
+        self._seen[identity] = self.clock()
+        self._presence_changed(identity)
+
+    def _presence_changed(self, identity: str) -> None:
+        event = self._presence.pop(identity, None)
+        if event is not None:
+            event.set()
 
     # ----- persistence --------------------------------------------------------------------------
 
