@@ -6,6 +6,7 @@ from otatui.config.link import LanLink, SerialLink
 from otatui.config.settings import (
     Config,
     ConnectorConfig,
+    LanConfig,
     LimitsConfig,
     PathsConfig,
     load_config,
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "ConnectorConfig",
     "DeviceConfig",
+    "LanConfig",
     "LanLink",
     "LimitsConfig",
     "PathsConfig",

@@ -4,7 +4,9 @@ Rules (errors, not warnings): a device has at most one way to authenticate (``to
 ``token_file``, ``token_env`` or ``cert_file`` + ``key_file``; none: provisioned, the token then
 kept in the data dir); ``agent`` needs ``install_command`` and takes no ``link``; ``bridge`` needs
 ``link`` and takes no ``install_command``; ``monitor`` takes neither; ``install_timeout`` is for
-agents only. ``protocol`` defaults to ``"mqtt"``. ``token_value()`` is the only place a token is
+agents only; ``apply`` (``"auto"``, the default, or ``"confirm"``: the update waits for the
+technician before it is installed or pushed) is for agents and bridges. ``protocol`` defaults to
+``"mqtt"``. ``token_value()`` is the only place a token is
 revealed.
 """
 
@@ -49,6 +51,7 @@ from otatui.config.tokens import (
 Role = Literal["agent", "bridge", "monitor"]
 Protocol = Literal["mqtt", "http"]
 Auth = Literal["token", "token_file", "token_env", "cert", "provisioned"]
+Apply = Literal["auto", "confirm"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFAULT_INSTALL_TIMEOUT = 600.0
@@ -71,6 +74,7 @@ class DeviceConfig(BaseModel):
     installed_version: NonEmptyStr | None = None
     install_command: tuple[NonEmptyStr, ...] | None = None
     install_timeout: PositiveFloat = _DEFAULT_INSTALL_TIMEOUT
+    apply: Apply = "auto"
     link: Annotated[
         InstanceOf[SerialLink] | InstanceOf[LanLink] | None, BeforeValidator(parse_link)
     ] = None
@@ -141,6 +145,8 @@ class DeviceConfig(BaseModel):
             raise FieldProblem(("link",), f"only a bridge has a link, not a {self.role}")
         if self.role != "agent" and "install_timeout" in self.model_fields_set:
             raise FieldProblem(("install_timeout",), f"only for role = 'agent', not {self.role}")
+        if self.role == "monitor" and "apply" in self.model_fields_set:
+            raise FieldProblem(("apply",), "a monitor installs nothing: no apply for it")
 
     @property
     def auth(self) -> Auth:

@@ -70,6 +70,23 @@ class PathsConfig(BaseModel):
     cache_dir: ConfigPath | None = None
 
 
+class LanConfig(BaseModel):
+    """``[lan]``: the local connector otatui serves to LAN-bridged devices (``link = "lan"``).
+
+    Started by the engine only when a bridge has ``link = "lan"``; the devices on the LAN point
+    at this machine's address and these ports as their connector. Its state (the devices' local
+    tokens, the content it serves) lives under the data dir, in ``lan/`` unless ``data_dir`` says
+    otherwise.
+    """
+
+    model_config = MODEL_CONFIG
+
+    host: NonEmptyStr = "0.0.0.0"  # noqa: S104 - the LAN devices must reach it
+    http_port: StrictInt = Field(default=8080, ge=0, le=65535)
+    mqtt_port: StrictInt = Field(default=1883, ge=0, le=65535)
+    data_dir: ConfigPath | None = None
+
+
 class ConnectorConfig(BaseModel):
     """``[connector]``: where the Murano IoT Connector (or the local one) is."""
 
@@ -127,6 +144,7 @@ class Config(BaseModel):
     connector: ConnectorConfig
     limits: LimitsConfig = LimitsConfig()
     paths: PathsConfig = PathsConfig()
+    lan: LanConfig = LanConfig()
     keys: dict[StrictStr, NonEmptyStr] = Field(default_factory=dict)
     devices: tuple[DeviceConfig, ...] = ()
 
@@ -181,6 +199,11 @@ class Config(BaseModel):
         """Config file, data dir, cache dir, database and tokens dir, overrides applied."""
         assert self._locations is not None
         return self._locations
+
+    @property
+    def lan_data_dir(self) -> Path:
+        """Where the local LAN connector keeps its state: ``[lan] data_dir`` or data dir/lan."""
+        return self.lan.data_dir or self.locations.data_dir / "lan"
 
     @property
     def site_name(self) -> str:

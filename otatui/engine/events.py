@@ -169,6 +169,25 @@ class InstallOutput(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LinkChanged(Event):
+    """A bridge's local link to its device changed state (`otatui.links.link.LINK_STATES`)."""
+
+    kind: ClassVar[str] = "link"
+    link: str  # the link's source label: "serial", "lan", "local"
+    state: str  # opening, waiting, connected, transferring, installing, closed, lost
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwaitingApply(Event):
+    """The update is downloaded and checked; it waits for the technician to apply it
+    (`apply = "confirm"`): `Fleet.apply(device)` goes on, `Fleet.cancel(device)` aborts."""
+
+    kind: ClassVar[str] = "awaiting_apply"
+    version: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionError(Event):
     """Something went wrong that the technician should see; the session keeps running."""
 

@@ -3,8 +3,15 @@
 One store, one shared HTTP pool, one downloader (bounded concurrent downloads, one cache) and one
 install semaphore (bounded concurrent installs) serve all sessions; no thread per device. The
 fleet builds each device's channel from the configuration (MQTT or HTTP long poll), provisions a
-device that has no token yet, and gives every session a link: the install hook for an agent, the
-configured link for a bridge (supplied by `link_factory`), none for a monitor.
+device that has no token yet, and gives every session a link (`otatui.engine.link_builder`): the
+install hook for an agent, the serial or LAN link of a bridge (LAN bridges share one local
+connector the fleet serves while it runs), none for a monitor. Tests may pass `link_factory`.
+
+While open, the fleet holds the data dir's lock (`otatui.store.lock`): one process at a time
+sends a store's outbox (`otatui sync` refuses to run meanwhile).
+
+Commands for the UI: `cancel(name)`, `retry(name)`, `apply(name)` (an update waiting for
+confirmation, `apply = "confirm"`, goes on to its install or push).
 """
 
 from __future__ import annotations
@@ -20,17 +27,19 @@ import httpx
 
 from otatui.config import Config, DeviceConfig, TokenError
 from otatui.engine.events import ConnectionChanged, EventBus, SessionError
+from otatui.engine.forwarding import OFFLINE_AFTER_S
+from otatui.engine.link_builder import LinkBuilder
 from otatui.engine.monitor import Monitor
 from otatui.engine.outbox import BACKLOG_AGE_S
 from otatui.engine.session import Session, SessionOptions
 from otatui.links.link import Link
-from otatui.links.local import LocalLink
 from otatui.murano.channel import Channel, ChannelError, ChannelState, LinkState, StateCallback
 from otatui.murano.http import HttpChannel, device_api_client
 from otatui.murano.mqtt import MqttChannel
 from otatui.murano.provisioning import activate
 from otatui.otau.progress import ProgressPolicy
 from otatui.store import Store
+from otatui.store.lock import DataDirLock
 from otatui.transfer import ContentAuth, Downloader
 
 LinkFactory = Callable[[DeviceConfig], Link]
@@ -71,10 +80,13 @@ class Fleet:
         clock: Callable[[], float] = time.time,
         request_timeout_ms: int = 300_000,
         backlog_age: float = BACKLOG_AGE_S,
+        offline_after: float = OFFLINE_AFTER_S,
     ) -> None:
         self.config = config
         self.bus = bus or EventBus()
-        self.link_factory = link_factory
+        self.links = LinkBuilder(config)
+        self.link_factory: LinkFactory = link_factory or self.links
+        self.offline_after = offline_after
         self.clock = clock
         self.request_timeout_ms = request_timeout_ms
         self.backlog_age = backlog_age
@@ -84,12 +96,18 @@ class Fleet:
         self.downloader: Downloader | None = None
         self._install_slots = asyncio.Semaphore(config.limits.concurrent_installs)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._lock = DataDirLock(config.locations.data_dir, "otatui run")
 
     # -- set-up --------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         paths = self.config.locations
-        self.store = Store.open(paths.db_path)
+        self._lock.acquire()
+        try:
+            self.store = Store.open(paths.db_path)
+        except BaseException:
+            self._lock.release()
+            raise
         connector = self.config.connector
         self.client = device_api_client(
             ca_file=str(connector.ca_file) if connector.ca_file else None
@@ -100,6 +118,8 @@ class Fleet:
             paths.cache_dir,
             concurrency=self.config.limits.concurrent_downloads,
         )
+        if self.link_factory is self.links:
+            await self.links.start()  # a failure is each LAN bridge's error
         return self
 
     async def __aexit__(
@@ -114,12 +134,14 @@ class Fleet:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.links.aclose()
         if self.downloader is not None:
             await self.downloader.aclose()
         if self.client is not None:
             await self.client.aclose()
         if self.store is not None:
             self.store.close()
+        self._lock.release()
 
     def start(self) -> None:
         """Start every device's session in the background."""
@@ -144,6 +166,10 @@ class Fleet:
 
     def retry(self, name: str) -> None:
         self.session(name).retry()
+
+    def apply(self, name: str) -> bool:
+        """Let the update waiting for confirmation go on; False when none is waiting."""
+        return self.session(name).apply()
 
     # -- one device ----------------------------------------------------------------------------
 
@@ -177,13 +203,15 @@ class Fleet:
                         min_percent=float(self.config.limits.progress_percent),
                     ),
                     backlog_age=self.backlog_age,
+                    apply=device.apply,
+                    offline_after=self.offline_after if device.role == "bridge" else None,
                 ),
                 channel=channel,
                 store=self._store,
                 bus=self.bus,
                 downloader=self._downloader,
                 content_auth=ContentAuth(self.config.connector.base_url, token),
-                link=self._link(device),
+                link=self.link_factory(device),
                 install_slots=self._install_slots,
                 clock=self.clock,
             )
@@ -241,15 +269,6 @@ class Fleet:
             watch=watch,
             on_state=relay,
             request_timeout_ms=self.request_timeout_ms,
-        )
-
-    def _link(self, device: DeviceConfig) -> Link:
-        if self.link_factory is not None:
-            return self.link_factory(device)
-        if device.role == "agent" and device.install_command:
-            return LocalLink(device.install_command, timeout=device.install_timeout)
-        raise ChannelError(
-            f"device {device.name}: the {device.link} link of a bridge is not available yet"
         )
 
     @property

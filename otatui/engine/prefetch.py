@@ -6,6 +6,10 @@ and each payload item is put in the local cache with the `Downloader`: connector
 device's token, external URLs with no credential at all, each verified against its
 ``#sha256=`` pin when it has one. A file already usable from the cache costs no request.
 Monitors are skipped: they never update anything.
+
+The manifest text read is kept in the store for each device (with the sha256 of each file
+verified), so that a bridge can later work from it while the connector is unreachable
+(`otatui.engine.forwarding`); a device with no manifest offered has its kept one removed.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class Prefetch:
         raw = values.get(CONFIG_OTAU, "")
         if not raw.strip():
             result.offered = False
+            self._forget(result)
             return result
         parsed = parse_manifest(raw)
         if isinstance(parsed, ManifestError):
@@ -141,7 +146,22 @@ class Prefetch:
         result.files = list(
             await asyncio.gather(*(_fetch(downloader, item, auth) for item in parsed.items))
         )
+        try:
+            self.store.put_fetched(
+                device=device.name,
+                raw=raw,
+                version=parsed.version,
+                files=[f.sha256 if f.state is not FileState.FAILED else None for f in result.files],
+            )
+        except StoreError as exc:
+            result.error = f"manifest not kept for offline work: {exc}"
         return result
+
+    def _forget(self, result: DeviceFetch) -> None:
+        try:
+            self.store.delete_fetched(result.device)
+        except StoreError as exc:
+            result.error = f"cannot forget the kept manifest: {exc}"
 
 
 def _token(device: DeviceConfig) -> str:

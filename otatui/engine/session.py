@@ -7,6 +7,15 @@ events back, tagged with the job number the machine gave them, so late results o
 are ignored by the machine. Every report is written to the store (history + outbox, together
 with the machine's snapshot, in one transaction) before anything is sent; the outbox pump
 (`otatui.engine.outbox`) sends it and removes it only once the connector confirmed it.
+
+The jobs themselves (checks, downloads, the install through the link) are in
+`otatui.engine.jobs`; how a bridged device's own reports are relayed in `otatui.engine.relay`;
+the apply gate in `otatui.engine.gate`; store-and-forward (working from the manifest `otatui
+fetch` kept while the connector is unreachable) in `otatui.engine.forwarding`.
+
+Timestamps: every report is stored with the session clock's time when it was made (a relayed
+device report: when the link delivered it), never earlier than the report before it, so the
+backlog reaches the cloud in order with non-decreasing original times.
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,16 +31,17 @@ from pathlib import Path
 from otatui.engine.events import (
     ConnectionChanged,
     EventBus,
-    InstallOutput,
     PhaseChanged,
     ReportQueued,
     SessionError,
-    TransferFinished,
-    TransferProgress,
     manifest_event,
 )
+from otatui.engine.forwarding import Forwarding
+from otatui.engine.gate import ApplyGate, ApplyMode
+from otatui.engine.jobs import Jobs
 from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump
-from otatui.links.link import DeviceReport, Finished, InstallRequest, Link, Step
+from otatui.engine.relay import DeviceStep, FromLink, QueueItem
+from otatui.links.link import Link
 from otatui.murano.channel import (
     AuthError,
     Channel,
@@ -46,14 +55,14 @@ from otatui.otau.machine import UpdateMachine
 from otatui.otau.manifest import Manifest, ManifestError, parse_manifest
 from otatui.otau.progress import ProgressPolicy
 from otatui.otau.snapshot import Phase
-from otatui.otau.status import Status, StatusReport
-from otatui.store import PendingReport, Store, StoreError
-from otatui.transfer import CachedFile, ContentAuth, Downloader, DownloadError, materialize
+from otatui.otau.status import StatusReport
+from otatui.store import FetchedManifest, PendingReport, Store, StoreError
+from otatui.transfer import ContentAuth, Downloader
 
 OTAU_IN = "otau_in"
 CONFIG_OTAU = "config_otau"
-MIN_FREE_BYTES = 16 * 1024 * 1024
 TICK_S = 1.0
+CACHE_SOURCE = "cache"  # history source of a manifest taken from `otatui fetch`'s store
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,8 @@ class SessionOptions:
     work_dir: Path  # where install folders are made (one per job, removed afterwards)
     policy: ProgressPolicy = field(default_factory=ProgressPolicy)
     backlog_age: float = BACKLOG_AGE_S  # reports older than this go out as timestamped batches
+    apply: ApplyMode = "auto"  # "confirm": wait for `Session.apply()` before the install/push
+    offline_after: float | None = None  # bridge: s unreachable before the fetched manifest is used
 
 
 class Session:
@@ -88,19 +99,15 @@ class Session:
         self.channel = channel
         self.store = store
         self.bus = bus
-        self.downloader = downloader
-        self.content_auth = content_auth
         self.link = link
-        self._install_slots = install_slots or asyncio.Semaphore(1)
         self._clock = clock
-        self._queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._work: dict[int, asyncio.Task[None]] = {}
-        self._files: dict[int, CachedFile] = {}  # index -> verified file of the current job
-        self._files_job = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._ack_task: asyncio.Task[None] | None = None
-        self._from_link: set[int] = set()  # ids of queued events that a bridged device caused
         self._received: dict[str, str] = {}  # parsed raw -> the exact text received (for acks)
+        self._offline_raw: str | None = None  # the fetched manifest being taken up offline
+        self._last_stamp = 0.0
         self.machine = self._restore_machine()
         self._saved: dict[str, object] | None = None
         self.outbox = OutboxPump(
@@ -110,6 +117,23 @@ class Session:
             bus=bus,
             clock=clock,
             backlog_age=options.backlog_age,
+        )
+        self.forwarding = Forwarding(
+            name=self.name, store=store, clock=clock, offline_after=options.offline_after
+        )
+        self.gate = ApplyGate(options.apply, device=self.name, bus=bus)
+        self.jobs = Jobs(
+            name=self.name,
+            bus=bus,
+            downloader=downloader,
+            content_auth=content_auth,
+            link=link,
+            work_dir=options.work_dir,
+            install_slots=install_slots or asyncio.Semaphore(1),
+            gate=self.gate,
+            post=self.post,
+            clock=clock,
+            pins=self.forwarding.pins,
         )
         self.last_report: tuple[str, str, str] | None = None  # (version, status, message)
         self.offered: Manifest | None = None
@@ -154,8 +178,8 @@ class Session:
         with contextlib.suppress(Exception):
             await self.channel.close()
 
-    def post(self, event: ev.Event) -> None:
-        self._queue.put_nowait(event)
+    def post(self, item: QueueItem) -> None:
+        self._queue.put_nowait(item)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -165,19 +189,38 @@ class Session:
     def retry(self) -> None:
         self.post(ev.Retry(now=self._clock()))
 
+    def apply(self) -> bool:
+        """Let an update that waits for confirmation (`apply = "confirm"`) go on to its install
+        or push. False when none is waiting."""
+        return self.gate.release()
+
+    @property
+    def awaiting_apply(self) -> str | None:
+        """The version waiting for `apply()`, or None."""
+        return self.gate.waiting
+
     # -- the actor -----------------------------------------------------------------------------
 
     async def _drive(self) -> None:
         while True:
-            event = await self._queue.get()
+            item = await self._queue.get()
+            own_final: StatusReport | None = None
+            source = self.channel.protocol  # what otatui did itself
+            match item:
+                case DeviceStep():
+                    self._relay_step(item)
+                    continue
+                case FromLink(event=event, own_final=own_final):
+                    if self.options.role == "bridge":
+                        source = self.link.source  # what the bridged device's link caused
+                case _:
+                    event = item
             before = self.machine.phase
             actions = self.machine.handle(event)
-            via_link = id(event) in self._from_link
-            self._from_link.discard(id(event))
             if actions:
-                await self._carry_out(actions, self.link.source if via_link else None)
+                self._carry_out(actions, source, own_final)
             elif self.machine.snapshot() != self._saved:  # e.g. a file finished: no report
-                self._record([], self.channel.protocol)
+                self._record([], source)
             if self.machine.phase is not before:
                 current = self.machine.current
                 self.bus.publish(
@@ -189,21 +232,42 @@ class Session:
                     )
                 )
 
-    async def _carry_out(self, actions: list[act.Action], source: str | None) -> None:
-        reports = [a.report for a in actions if isinstance(a, act.Report)]
-        self._record(reports, source or self.channel.protocol)
+    def _carry_out(
+        self, actions: list[act.Action], source: str, own_final: StatusReport | None
+    ) -> None:
+        reports = []
+        for action in actions:
+            if isinstance(action, act.Report):
+                report = action.report
+                if (
+                    own_final is not None
+                    and report.status.is_final
+                    and report.status.is_error
+                    and report.version == own_final.version
+                ):
+                    report = own_final  # the bridged device's own final status and message
+                reports.append(report)
+        queued_ack = None
+        offline = self._offline_raw
+        if offline is not None and any(
+            isinstance(a, act.Acknowledge) and self._received.get(a.raw, a.raw) == offline
+            for a in actions
+        ):
+            queued_ack, self._offline_raw = offline, None
+        self._record(reports, source, queued_ack=queued_ack)
         for action in actions:
             match action:
                 case act.Acknowledge(raw=raw):
-                    self._acknowledge(raw)
+                    if self._received.get(raw, raw) != queued_ack:
+                        self._acknowledge(raw)
                 case act.Report():
                     pass  # recorded above, sent by the outbox pump
                 case act.RunChecks(manifest=manifest, job=job):
-                    self._start(job, self._checks(manifest, job))
-                case act.StartDownload(manifest=manifest, job=job, files_done=done):
-                    self._start(job, self._download(manifest, job, done))
+                    self._start(job, self.jobs.checks(manifest, job))
+                case act.StartDownload(manifest=manifest, job=job):
+                    self._start(job, self.jobs.download(manifest, job))
                 case act.StartInstall(manifest=manifest, job=job):
-                    self._start(job, self._install(manifest, job))
+                    self._start(job, self.jobs.install(manifest, job))
                 case act.Abort(job=job):
                     task = self._work.pop(job, None)
                     if task is not None:
@@ -220,35 +284,84 @@ class Session:
                         )
                     )
 
-    def _record(self, reports: list[StatusReport], source: str) -> None:
+    def _relay_step(self, step: DeviceStep) -> None:
+        """A bridged device's non-final report, relayed one for one while its push runs."""
+        current = self.machine.current
+        if (
+            self.machine.phase is Phase.INSTALLING
+            and step.job == self.machine.job
+            and current is not None
+            and current.version == step.report.version
+        ):
+            self._record([step.report], self.link.source, at=step.now)
+
+    def _stamp(self, at: float | None) -> float:
+        """The time to store: `at` (default now), never before the previous report's."""
+        stamp = max(self._clock() if at is None else at, self._last_stamp)
+        self._last_stamp = stamp
+        return stamp
+
+    def _record(
+        self,
+        reports: list[StatusReport],
+        source: str,
+        *,
+        at: float | None = None,
+        queued_ack: str | None = None,
+    ) -> None:
         """Reports and the machine's snapshot go to the store together (one transaction).
 
-        `source` labels them in the history: the channel's protocol for what otatui did itself,
-        the link's name ("serial", "lan") for what a bridged device reported through its link.
+        `source` labels them in the history: the channel's protocol for what otatui did itself
+        (an agent's install hook included: it runs on this machine), the link's name ("serial",
+        "lan") for what a bridged device reported or its link caused.
+        `queued_ack`: the acknowledgement of a manifest taken from `otatui fetch`'s store while
+        the connector is unreachable, queued in the outbox before the reports.
         """
-        pending = [
+        stamp = self._stamp(at)
+        pending = (
+            [
+                PendingReport(
+                    resource=CONFIG_OTAU,
+                    value=queued_ack,
+                    source=self.channel.protocol,
+                    note="acknowledgement (queued: the connector is unreachable)",
+                    produced_at=stamp,
+                )
+            ]
+            if queued_ack is not None
+            else []
+        )
+        pending += [
             PendingReport(
                 resource=OTAU_IN,
                 value=r.to_json(),
                 source=source,
                 version=r.version,
                 status=r.status.value,
+                produced_at=stamp,
             )
             for r in reports
         ]
         state = self.machine.snapshot()
         snapshot = json.dumps(state, separators=(",", ":"))
         try:
-            done = self.store.record_step(device=self.name, reports=pending, snapshot=snapshot)
+            done = self.store.record_step(
+                device=self.name,
+                reports=pending,
+                snapshot=snapshot,
+                time=stamp,
+                fetched_ack=queued_ack,
+            )
         except StoreError as exc:
             self.bus.publish(SessionError(device=self.name, message=str(exc)))
             return
         self._saved = state
-        for report, enq in zip(reports, done, strict=True):
+        for report, enq in zip(reports, done[len(done) - len(reports) :], strict=True):
             self.last_report = (report.version, report.status.value, report.message)
             self.bus.publish(
                 ReportQueued(
                     device=self.name,
+                    time=stamp,
                     outbox_id=enq.outbox_id,
                     version=report.version,
                     status=report.status.value,
@@ -282,13 +395,34 @@ class Session:
         async for value in self.channel.values():
             if value.alias != CONFIG_OTAU:
                 continue
+            try:
+                duplicate = self.forwarding.duplicate(value.raw)
+            except StoreError as exc:
+                self.bus.publish(SessionError(device=self.name, message=str(exc)))
+                duplicate = False
+            if duplicate:
+                note = "already worked offline from the fetched manifest: acknowledged only"
+                self._history_in(value, parse_manifest(value.raw), note=note)
+                self._acknowledge(value.raw)
+                continue
             self._on_manifest(value)
 
-    def _on_manifest(self, value: ResourceValue) -> None:
+    def _on_manifest(self, value: ResourceValue, note: str | None = None) -> None:
         parsed = parse_manifest(value.raw)
         now = self._clock()
         # An invalid value's `raw` is a printable copy; the acknowledgement must echo what came.
         self._received = {parsed.raw: value.raw}
+        self._history_in(value, parsed, note=note)
+        self.bus.publish(manifest_event(self.name, parsed, value.source))
+        if isinstance(parsed, Manifest):
+            self.offered = parsed
+        self.post(ev.ManifestReceived(parsed=parsed, now=now))
+
+    def _history_in(
+        self, value: ResourceValue, parsed: Manifest | ManifestError, note: str | None
+    ) -> None:
+        if isinstance(parsed, ManifestError):
+            note = parsed.reason if note is None else f"{note}; {parsed.reason}"
         self._store_safely(
             lambda: self.store.add_history(
                 device=self.name,
@@ -296,15 +430,20 @@ class Session:
                 resource=CONFIG_OTAU,
                 value=value.raw,
                 source=value.source or self.channel.protocol,
-                time=value.timestamp or now,
+                time=value.timestamp or self._clock(),
                 version=parsed.version,
-                note=parsed.reason if isinstance(parsed, ManifestError) else None,
+                note=note,
             )
         )
-        self.bus.publish(manifest_event(self.name, parsed, value.source))
-        if isinstance(parsed, Manifest):
-            self.offered = parsed
-        self.post(ev.ManifestReceived(parsed=parsed, now=now))
+
+    def _work_offline(self, fetched: FetchedManifest) -> None:
+        """Take up the manifest `otatui fetch` kept, as if the cloud had just delivered it."""
+        self._offline_raw = fetched.raw
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(fetched.fetched_at))
+        self._on_manifest(
+            ResourceValue(alias=CONFIG_OTAU, raw=fetched.raw, source=CACHE_SOURCE),
+            note=f"fetched {when}; the connector is unreachable: working from the cache",
+        )
 
     def _acknowledge(self, raw: str) -> None:
         """Echo the identical value back, retrying across reconnects; a newer ack replaces it."""
@@ -345,195 +484,19 @@ class Session:
             await asyncio.sleep(TICK_S)
             if self.machine.phase is not Phase.IDLE:
                 self.post(ev.Tick(now=self._clock()))
-
-    # -- work ----------------------------------------------------------------------------------
-
-    async def _checks(self, manifest: Manifest, job: int) -> None:
-        cache = self.downloader.cache_dir
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            free = shutil.disk_usage(cache).free
-        except OSError as exc:
-            self.post(
-                ev.TestResult(
-                    ok=False, message=f"cache folder unusable: {exc}", now=self._clock(), job=job
-                )
-            )
-            return
-        if manifest.needs_download:
-            self.post(
-                ev.TestStep(
-                    message=f"{free // 2**20} MiB free for downloads", now=self._clock(), job=job
-                )
-            )
-            if free < MIN_FREE_BYTES:
-                self.post(
-                    ev.TestResult(
-                        ok=False,
-                        message=f"only {free // 2**20} MiB free in the download cache",
-                        now=self._clock(),
-                        job=job,
-                    )
-                )
-                return
-        self.post(ev.TestResult(ok=True, message="ready", now=self._clock(), job=job))
-
-    async def _download(self, manifest: Manifest, job: int, files_done: tuple[int, ...]) -> None:
-        if self._files_job != job:
-            self._files, self._files_job = {}, job
-        items = manifest.items
-        for index, item in enumerate(items):
-            if index in self._files:
-                continue
-            fetched = False  # any bytes moved (else the file came from the cache)
-            try:
-                async with contextlib.aclosing(
-                    self.downloader.download(item, self._auth_for(item.source.value))
-                ) as progress:
-                    async for p in progress:
-                        now = self._clock()
-                        self.bus.publish(
-                            TransferProgress(
-                                device=self.name,
-                                time=now,
-                                file=item.filename,
-                                index=index,
-                                count=len(items),
-                                done=p.done,
-                                total=p.total,
-                                rate=p.rate_bytes_per_s,
-                            )
-                        )
-                        if p.result is not None:
-                            self._files[index] = p.result
-                            self.bus.publish(
-                                TransferFinished(
-                                    device=self.name,
-                                    file=item.filename,
-                                    ok=True,
-                                    size=p.result.size,
-                                    sha256=p.result.sha256,
-                                    from_cache=not fetched,
-                                )
-                            )
-                        else:
-                            fetched = True
-                            self.post(
-                                ev.DownloadProgress(
-                                    index=index, done=p.done, total=p.total, now=now, job=job
-                                )
-                            )
-            except DownloadError as exc:
-                message = str(exc)
-                self.bus.publish(
-                    TransferFinished(
-                        device=self.name, file=item.filename, ok=False, message=message
-                    )
-                )
-                self.post(ev.DownloadFailed(message=message, now=self._clock(), job=job))
-                return
-            if index not in self._files:
-                self.post(
-                    ev.DownloadFailed(
-                        message=f"{item.filename}: no file after download",
-                        now=self._clock(),
-                        job=job,
-                    )
-                )
-                return
-            self.post(ev.FileDownloaded(index=index, now=self._clock(), job=job))
-        self.post(ev.DownloadFinished(now=self._clock(), job=job))
-
-    def _auth_for(self, source: str) -> ContentAuth | None:
-        return self.content_auth if source == "content" else None
-
-    async def _install(self, manifest: Manifest, job: int) -> None:
-        async with self._install_slots:
-            workdir = self.options.work_dir / f"job-{job}"
-            try:
-                files = await asyncio.to_thread(self._prepare, manifest, workdir)
-            except (OSError, ValueError, DownloadError) as exc:
-                self.post(
-                    ev.InstallFinished(
-                        ok=False,
-                        message=f"cannot prepare the install folder: {exc}",
-                        now=self._clock(),
-                        job=job,
-                    )
-                )
-                return
-            except _MissingFile as exc:
-                self.post(
-                    ev.InstallFinished(ok=False, message=str(exc), now=self._clock(), job=job)
-                )
-                return
-            request = InstallRequest(manifest=manifest, files=files, workdir=workdir)
-            finished = False
-            try:
-                async with contextlib.aclosing(self.link.install(request)) as events:
-                    async for item in events:
-                        now = self._clock()
-                        match item:
-                            case Step(message=message, stream=stream):
-                                self.bus.publish(
-                                    InstallOutput(device=self.name, line=message, stream=stream)
-                                )
-                                self.post(ev.InstallStep(message=message, now=now, job=job))
-                            case DeviceReport(report=report):
-                                self._relay(report, job, now)
-                            case Finished(ok=ok, message=message):
-                                finished = True
-                                self.post(
-                                    ev.InstallFinished(ok=ok, message=message, now=now, job=job)
-                                )
-            finally:
-                await asyncio.to_thread(shutil.rmtree, workdir, True)
-            if not finished:
-                self.post(
-                    ev.InstallFinished(
-                        ok=False,
-                        message="the link ended without a result",
-                        now=self._clock(),
-                        job=job,
-                    )
-                )
-
-    def _relay(self, report: StatusReport, job: int, now: float) -> None:
-        """A bridged device's own report becomes the install phase's progress or result; the
-        reports it leads to are labelled with the link as their source."""
-        status, message = report.status, report.message or report.status.value
-        event: ev.Event
-        if status.is_error:
-            event = ev.InstallFinished(ok=False, message=message, now=now, job=job)
-        elif status in (Status.INSTALL_SUCCESS, Status.INSTALLED_VERSION):
-            event = ev.InstallFinished(ok=True, message=report.message, now=now, job=job)
-        else:
-            self.bus.publish(InstallOutput(device=self.name, line=message, stream="device"))
-            event = ev.InstallStep(message=message, now=now, job=job)
-        self._from_link.add(id(event))
-        self.post(event)
-
-    def _prepare(self, manifest: Manifest, workdir: Path) -> tuple[Path, ...]:
-        """A fresh folder holding the verified files under their safe names (thread)."""
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        files = []
-        for index, item in enumerate(manifest.items):
-            cached = self._files.get(index) or self.downloader.cached(
-                item, self._auth_for(item.source.value)
-            )
-            if cached is None:
-                raise _MissingFile(f"{item.filename}: not in the download cache any more")
-            files.append(materialize(cached, workdir, item.filename))
-        return tuple(files)
+            elif self._offline_raw is None:
+                try:
+                    fetched = self.forwarding.candidate(self.machine)
+                except StoreError as exc:
+                    self.bus.publish(SessionError(device=self.name, message=str(exc)))
+                    continue
+                if fetched is not None:
+                    self._work_offline(fetched)
 
     # -- channel state -------------------------------------------------------------------------
 
     def on_channel_state(self, state: ChannelState) -> None:
         """Give this to the channel as its `on_state` callback."""
         self.bus.publish(ConnectionChanged.of(self.name, self.channel.protocol, state))
+        self.forwarding.on_state(state)
         self.outbox.wake()
-
-
-class _MissingFile(Exception):
-    pass

@@ -9,6 +9,10 @@ cannot be delivered (connector unreachable, token refused, time out) stays in th
 engine or a later sync. Devices are synced concurrently, all within one time limit.
 
 This runs no update flow: no boot report, no manifest handling, no acknowledgement.
+
+It holds the data dir's lock while it runs (`otatui.store.lock`): while `otatui run` or the TUI
+has the engine running (which delivers the outbox itself), it refuses with `DataDirBusy`, one
+line saying so, instead of sending the same reports a second time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from otatui.murano.mqtt import MqttChannel
 from otatui.murano.record import split_for_record
 from otatui.otau.status import StatusReport
 from otatui.store import OutboxItem, Store, StoreError
+from otatui.store.lock import DataDirLock
 
 BATCH_LIMIT = 100
 RETRY_S = (0.5, 1.0, 2.0, 4.0, 5.0)
@@ -119,6 +124,11 @@ class OutboxSync:
         self.batch_limit = batch_limit
 
     async def run(self) -> SyncResult:
+        """Send the backlog; raises `DataDirBusy` (a `StoreError`) while an engine runs."""
+        with DataDirLock(self.config.locations.data_dir, "otatui sync"):
+            return await self._run()
+
+    async def _run(self) -> SyncResult:
         waiting = [(d, self.store.count_pending(d.name)) for d in self.config.devices]
         waiting = [(d, n) for d, n in waiting if n > 0]
         known = sum(n for _, n in waiting)

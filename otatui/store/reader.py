@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from typing import Any, Self
 
 from otatui.store.rows import (
     CacheEntry,
+    FetchedManifest,
     HistoryRow,
     OutboxItem,
     SessionState,
@@ -259,3 +261,23 @@ class StoreReader:
             (device,),
         )
         return SessionState(*rows[0]) if rows else None
+
+    # -- fetched manifests ---------------------------------------------------------------------
+
+    def get_fetched(self, device: str) -> FetchedManifest | None:
+        """The manifest ``otatui fetch`` stored for ``device``, if any."""
+        rows = self._select(
+            "read fetched manifest",
+            "SELECT device, raw, version, files, fetched_at, used_at, ack_history_id, settled_at"
+            " FROM fetched_manifest WHERE device = ?",
+            (device,),
+        )
+        if not rows:
+            return None
+        row = list(rows[0])
+        try:
+            files = json.loads(row[3])
+        except ValueError:
+            files = []
+        row[3] = tuple(f if isinstance(f, str) else None for f in files)
+        return FetchedManifest(*row)

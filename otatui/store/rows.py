@@ -96,3 +96,27 @@ class SessionState:
     snapshot: str
     """JSON text of the update state machine's snapshot."""
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """The manifest ``otatui fetch`` read for a device while online (store-and-forward)."""
+
+    device: str
+    raw: str
+    """The exact ``config_otau`` text read."""
+    version: str | None
+    files: tuple[str | None, ...]
+    """sha256 of each payload file fetch verified, in manifest order (None: not fetched)."""
+    fetched_at: float
+    used_at: float | None
+    """When a session started working from it because the connector was unreachable."""
+    ack_history_id: int | None
+    """The history row of the acknowledgement queued then (it waits in the outbox)."""
+    settled_at: float | None
+    """When the cloud delivered the same text afterwards and it was acknowledged only."""
+
+    @property
+    def pending_settlement(self) -> bool:
+        """Worked offline and not yet seen again from the cloud."""
+        return self.used_at is not None and self.settled_at is None

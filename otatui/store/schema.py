@@ -66,6 +66,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at REAL NOT NULL
         )""",
     ),
+    (
+        # The manifest `otatui fetch` read for a device, for offline work (store-and-forward).
+        """CREATE TABLE fetched_manifest (
+            device TEXT PRIMARY KEY,
+            raw TEXT NOT NULL,
+            version TEXT,
+            files TEXT NOT NULL,
+            fetched_at REAL NOT NULL,
+            used_at REAL,
+            ack_history_id INTEGER REFERENCES history (id),
+            settled_at REAL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

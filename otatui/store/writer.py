@@ -7,10 +7,11 @@ write or none of it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -218,12 +219,17 @@ class Store(StoreReader):
         reports: Iterable[PendingReport],
         snapshot: str | None,
         time: float | None = None,
+        fetched_ack: str | None = None,
     ) -> list[Enqueued]:
         """Enqueue ``reports`` and save the session ``snapshot`` in ONE transaction.
 
         A crash can then never leave a state machine that believes a report was made while the
         outbox lacks it (lost report), nor an outbox holding reports the restored machine will
         make again (duplicate report).
+
+        ``fetched_ack``: the raw text of the device's fetched manifest whose acknowledgement is
+        among ``reports`` (a ``config_otau`` value): the fetched manifest is marked used, with
+        that acknowledgement's history row, in the same transaction.
         """
         produced = _now(time)
         out: list[Enqueued] = []
@@ -241,6 +247,15 @@ class Store(StoreReader):
                     (device, r.resource, r.value, at, history_id),
                 )
                 out.append(Enqueued(outbox_id=_lastrowid(cur), history_id=history_id))
+                if fetched_ack is not None and (r.resource, r.value) == (
+                    "config_otau",
+                    fetched_ack,
+                ):
+                    conn.execute(
+                        "UPDATE fetched_manifest SET used_at = ?, ack_history_id = ?,"
+                        " settled_at = NULL WHERE device = ? AND raw = ?",
+                        (at, history_id, device, storable(fetched_ack)),
+                    )
             if snapshot is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO session_state (device, snapshot, updated_at)"
@@ -248,6 +263,57 @@ class Store(StoreReader):
                     (device, snapshot, produced),
                 )
         return out
+
+    # -- fetched manifests ---------------------------------------------------------------------
+
+    def put_fetched(
+        self,
+        *,
+        device: str,
+        raw: str,
+        version: str | None,
+        files: Sequence[str | None],
+        fetched_at: float | None = None,
+    ) -> None:
+        """Keep the manifest ``otatui fetch`` read for ``device`` (replacing an older one).
+
+        The same text fetched again keeps its offline-use marks (the same update, still to be
+        reconciled with the cloud); another text starts afresh.
+        """
+        listed = json.dumps(list(files))
+        when = _now(fetched_at)
+        with self._write("save fetched manifest") as conn:
+            row = conn.execute(
+                "SELECT raw FROM fetched_manifest WHERE device = ?", (device,)
+            ).fetchone()
+            if row is not None and row[0] == storable(raw):
+                conn.execute(
+                    "UPDATE fetched_manifest SET version = ?, files = ?, fetched_at = ?"
+                    " WHERE device = ?",
+                    (storable(version), listed, when, device),
+                )
+                return
+            conn.execute(
+                "INSERT OR REPLACE INTO fetched_manifest (device, raw, version, files, fetched_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (device, storable(raw), storable(version), listed, when),
+            )
+
+    def delete_fetched(self, device: str) -> bool:
+        with self._write("delete fetched manifest") as conn:
+            cur = conn.execute("DELETE FROM fetched_manifest WHERE device = ?", (device,))
+            return cur.rowcount > 0
+
+    def settle_fetched(self, device: str, settled_at: float | None = None) -> bool:
+        """The cloud delivered the fetched manifest after it was worked offline (acknowledged
+        only): it needs no more reconciling. False if there was nothing to settle."""
+        with self._write("settle fetched manifest") as conn:
+            cur = conn.execute(
+                "UPDATE fetched_manifest SET settled_at = ?"
+                " WHERE device = ? AND used_at IS NOT NULL AND settled_at IS NULL",
+                (_now(settled_at), device),
+            )
+            return cur.rowcount > 0
 
     # -- session state -------------------------------------------------------------------------
 
