@@ -1,0 +1,419 @@
+"""The Manifests screen: every manifest offered to any device, current and past, by version.
+
+The table lists one version per row (offered now first); the panel below shows the highlighted
+version's payload items (connector content or external host, size, sha256 pin or UNPINNED,
+cache state) and which devices it is offered to, was offered to before, is installed on and
+failed on. `p` prefetches its files for the devices it is offered to (through the backend);
+`c` switches to the connector's content list (``GET /provision/download``, ``package_*`` ids
+marked PKG), read through the backend in a worker, errors shown as one line.
+
+The rows are recomputed only when the manifests, the cache (a finished transfer, a prefetch)
+or the content list changed, never for mere progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import ContentSwitcher, DataTable, Static
+
+from otatui.engine.prefetch import DeviceFetch, FileState
+from otatui.otau.payload import PayloadSource
+from otatui.tui import cells
+from otatui.tui.backend import BackendError, ContentEntry
+from otatui.tui.catalogue import (
+    CacheState,
+    ContentRow,
+    ManifestGroup,
+    PayloadEntry,
+    content_rows,
+    content_sizes,
+    manifest_groups,
+)
+from otatui.tui.screens.base import ScreenCommand, StateScreen
+from otatui.tui.screens.catalogue_keys import catalogue_bindings
+from otatui.tui.widgets.chrome import ota_footer, ota_header
+
+MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("now", "Now"),
+    ("version", "Version"),
+    ("name", "Name"),
+    ("cache", "Cache"),
+    ("files", "Files"),
+    ("devices", "Off/Inst/Fail"),
+    ("type", "Type"),
+)
+CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pkg", "Pkg"),
+    ("id", "Content id"),
+    ("size", "Size"),
+    ("used", "Used by"),
+    ("description", "Description"),
+    ("type", "Type"),
+    ("updated", "Updated"),
+)
+NAME_CHARS = 20
+
+
+def cache_cell(state: CacheState, files: int) -> Text:
+    if files == 0:
+        return Text("- no files")
+    style = {CacheState.CACHED: "green", CacheState.MISSING: "yellow"}.get(state, "")
+    return Text(f"{state.marker} {state.value}", style=style)
+
+
+def group_cells(g: ManifestGroup) -> tuple[Any, ...]:
+    name = g.name if g.valid else "!! invalid"
+    if len(name) > NAME_CHARS:
+        name = name[: NAME_CHARS - 1] + "…"
+    return (
+        Text("now", style="bold") if g.current else Text("past", style="dim"),
+        g.version,
+        Text(name, style="" if g.valid else "bold red"),
+        cache_cell(g.cache, len(g.items)),
+        str(len(g.items)) + (" !" if g.unpinned else ""),
+        devices_cell(g),
+        g.type or "-",
+    )
+
+
+def devices_cell(g: ManifestGroup) -> Text:
+    """``offered/installed/failed`` counts; a failure also gets a ``!`` (monochrome)."""
+    text = Text(f"{len(g.offered_to)}/{len(g.installed_on)}/")
+    if g.failed_on:
+        text.append(f"{len(g.failed_on)} !", style="bold red")
+    else:
+        text.append("0")
+    return text
+
+
+def item_lines(e: PayloadEntry) -> Text:
+    """Two lines per payload item: what and its state, then where it comes from."""
+    text = Text("  ")
+    if e.source is None:
+        text.append("!! invalid item", style="bold red")
+        text.append(f"\n      {e.problem}")
+        return text
+    text.append(f"{e.cache.marker} ", style="green" if e.cache is CacheState.CACHED else "")
+    text.append(e.filename, style="bold")
+    text.append(f"  {cells.size(e.size)}  ")
+    if e.pinned:
+        text.append(e.pin_text)
+    else:
+        text.append("! UNPINNED", style="yellow")
+    text.append(f"  {e.cache.value}")
+    where = (
+        f'connector content "{e.where}"'
+        if e.source is PayloadSource.CONTENT
+        else f"external host {e.where}"
+    )
+    text.append(f"\n      from {where}", style="dim")
+    return text
+
+
+def devices_line(label: str, names: Iterable[str], style: str = "") -> Text:
+    shown = ", ".join(names) or "-"
+    line = Text(f"{label:<16}", style="bold")
+    line.append(shown, style=style if shown != "-" else "")
+    return line
+
+
+def group_detail(g: ManifestGroup, clock: Any) -> Text:
+    """The panel below the table for one version."""
+    head = Text(g.version, style="bold")
+    if g.valid:
+        head.append(f'  "{g.name}"  {g.type}')
+    head.append("  · offered now" if g.current else "  · not offered now")
+    seen = clock(g.last_seen)
+    if clock(g.first_seen) != seen:
+        seen = f"{clock(g.first_seen)} to {seen}"
+    parts = [head, Text(f"offered {seen}", style="dim")]
+    if not g.valid:
+        parts.append(Text(f"!! invalid manifest: {g.reason}", style="bold red"))
+    if g.description:
+        parts.append(Text(g.description))
+    if g.items:
+        total = cells.size(g.size) if g.size is not None else "size not known"
+        unpinned = f", {g.unpinned} unpinned" if g.unpinned else ""
+        parts.append(Text(f"Files: {len(g.items)} ({total}{unpinned})", style="bold"))
+        parts.extend(item_lines(e) for e in g.items)
+    elif g.valid:
+        parts.append(Text("Files: none (a JSON manifest carries its data itself)"))
+    parts.append(devices_line("Offered to", g.offered_to))
+    parts.append(devices_line("Installed on", g.installed_on))
+    parts.append(devices_line("Failed on", g.failed_on, "bold red"))
+    parts.append(devices_line("Offered before", g.previously_offered))
+    return Text("\n").join(parts)
+
+
+def content_cells(row: ContentRow, clock: Any) -> tuple[Any, ...]:
+    description: Text | str = row.description
+    if row.error:
+        description = Text(f"!! {row.error}", style="bold red")
+    return (
+        Text("PKG", style="bold") if row.package else "-",
+        row.content_id,
+        cells.size(row.size) if row.size is not None else "?",
+        ", ".join(row.used_by) or "-",
+        description,
+        row.content_type or "?",
+        clock(row.updated) if row.updated is not None else "?",
+    )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def prefetch_summary(version: str, results: list[DeviceFetch]) -> str:
+    """One line: how many files are ready, how many failed (and the first reason)."""
+    files = [f for r in results for f in r.files]
+    got = sum(1 for f in files if f.state is FileState.DOWNLOADED)
+    had = sum(1 for f in files if f.state is FileState.CACHED)
+    failed = [f for f in files if f.state is FileState.FAILED]
+    errors = [f"{r.device}: {r.error}" for r in results if r.error]
+    errors += [f"{f.filename}: {f.error}" for f in failed]
+    line = f"prefetch {version}: {plural(got + had, 'file')} ready"
+    line += f" ({got} downloaded, {had} already cached)"
+    if errors:
+        line = f"!! {line}, {plural(len(errors), 'problem')}; first: {errors[0]}"
+    return line
+
+
+class ManifestsScreen(StateScreen):
+    """Every manifest seen, by version; the connector's content list on `c`."""
+
+    BINDINGS = catalogue_bindings("manifests.prefetch", "manifests.content", "manifests.reload")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: list[ManifestGroup] = []
+        self.content: list[ContentRow] = []
+        self._entries: list[ContentEntry] = []
+        self.content_error = ""
+        self.content_loaded = False
+        self.prefetching = False
+        self._cache_epoch = 0
+        self._drawn_version = -1
+        self._drawn_key: object = None
+        self._message = ""
+
+    def compose(self) -> ComposeResult:
+        yield ota_header("Manifests")
+        yield Static("", id="manifests-bar", markup=False)
+        with ContentSwitcher(initial="manifests-view", id="manifests-switcher"):
+            with Vertical(id="manifests-view"):
+                table: DataTable[Any] = DataTable(id="manifests-table", cursor_type="row")
+                yield table
+                with VerticalScroll(id="manifests-detail"):
+                    yield Static("", id="manifests-detail-text", markup=False)
+            with Vertical(id="content-view"):
+                yield Static("", id="content-status", markup=False)
+                content: DataTable[Any] = DataTable(id="content-table", cursor_type="row")
+                yield content
+        yield ota_footer()
+
+    DEFAULT_CSS = """
+    ManifestsScreen #manifests-bar { height: 1; padding: 0 1; }
+    ManifestsScreen #manifests-switcher { height: 1fr; }
+    ManifestsScreen #manifests-table { height: auto; max-height: 40%; }
+    ManifestsScreen #manifests-detail {
+        height: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
+    }
+    ManifestsScreen #content-status { height: 1; padding: 0 1; }
+    ManifestsScreen #content-table { height: 1fr; }
+    """
+
+    def on_mount(self) -> None:
+        table = self.query_one("#manifests-table", DataTable)
+        for key, label in MANIFEST_COLUMNS:
+            table.add_column(label, key=key)
+        content = self.query_one("#content-table", DataTable)
+        for key, label in CONTENT_COLUMNS:
+            content.add_column(label, key=key)
+        self.refresh_state()
+        table.focus()
+        self.load_content()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _clock(self, when: float) -> str:
+        return time.strftime("%m-%d %H:%M", self.backend.local_time(when))
+
+    def _redraw_key(self) -> object:
+        views = tuple(
+            (
+                v.version,
+                v.last_seen,
+                v.manifest.valid,
+                tuple(sorted(v.offered_to)),
+                tuple(sorted(v.installed_on)),
+                tuple(sorted(v.failed_on)),
+                tuple(sorted(v.seen_by)),
+            )
+            for v in self.state.manifests.values()
+        )
+        finished = self.state.finished
+        last = id(finished[-1]) if finished else None
+        return (views, last, len(finished), self._cache_epoch, len(self.content))
+
+    def refresh_state(self) -> None:
+        if self.state.version == self._drawn_version:
+            return
+        self._drawn_version = self.state.version
+        key = self._redraw_key()
+        if key == self._drawn_key:
+            return
+        self._drawn_key = key
+        self.groups = manifest_groups(
+            self.state.manifests.values(), self.backend.cached, content_sizes(self.content)
+        )
+        self._fill_groups()
+
+    def _fill_groups(self) -> None:
+        table = self.query_one("#manifests-table", DataTable)
+        selected = self.selected_version()
+        table.clear()
+        for g in self.groups:
+            table.add_row(*group_cells(g), key=g.version)
+        versions = [g.version for g in self.groups]
+        if selected in versions:
+            table.move_cursor(row=versions.index(selected))
+        self._show_detail()
+        self._update_bar()
+
+    def _show_detail(self) -> None:
+        g = self.selected_group()
+        text = (
+            group_detail(g, self._clock)
+            if g is not None
+            else Text("No manifest has been offered to any device yet.")
+        )
+        self.query_one("#manifests-detail-text", Static).update(text)
+
+    def _update_bar(self) -> None:
+        current = sum(1 for g in self.groups if g.current)
+        text = self._message or (
+            f"{plural(len(self.groups), 'version')}, {current} offered now"
+            " · Files ! = some unpinned"
+        )
+        self.query_one("#manifests-bar", Static).update(Text(text))
+
+    def selected_version(self) -> str | None:
+        table = self.query_one("#manifests-table", DataTable)
+        if table.row_count == 0:
+            return None
+        row = min(max(table.cursor_row, 0), table.row_count - 1)
+        return self.groups[row].version if row < len(self.groups) else None
+
+    def selected_group(self) -> ManifestGroup | None:
+        version = self.selected_version()
+        return next((g for g in self.groups if g.version == version), None)
+
+    @on(DataTable.RowHighlighted, "#manifests-table")
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    # -- connector content ---------------------------------------------------------------------
+
+    @work(exclusive=True, group="content")
+    async def load_content(self) -> None:
+        self._content_status("loading the connector's content list…")
+        try:
+            entries = await self.backend.content_list()
+        except BackendError as exc:
+            self.content_error = str(exc)
+            self._content_status(f"!! cannot read the content list: {exc}")
+            return
+        self.content_error = ""
+        self.content_loaded = True
+        self._entries = entries
+        self._fill_content()
+        self._drawn_version = -1
+        self.refresh_state()  # sizes from the list
+
+    def _fill_content(self) -> None:
+        self.content = content_rows(self._entries, self.groups)
+        table = self.query_one("#content-table", DataTable)
+        table.clear()
+        for row in self.content:
+            table.add_row(*content_cells(row, self._clock), key=row.content_id)
+        packages = sum(1 for r in self.content if r.package)
+        errors = sum(1 for r in self.content if r.error)
+        line = f"connector content: {plural(len(self.content), 'item')}"
+        line += f", {plural(packages, 'package')} (PKG)"
+        if errors:
+            line += f", {errors} without info (!!)"
+        self._content_status(line)
+
+    def _content_status(self, line: str) -> None:
+        self.query_one("#content-status", Static).update(Text(line))
+
+    def action_toggle_content(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        showing = switcher.current == "content-view"
+        switcher.current = "manifests-view" if showing else "content-view"
+        target = "#manifests-table" if showing else "#content-table"
+        self.query_one(target, DataTable).focus()
+
+    def action_reload_content(self) -> None:
+        self.load_content()
+
+    # -- prefetch ------------------------------------------------------------------------------
+
+    def action_prefetch(self) -> None:
+        g = self.selected_group()
+        if g is None:
+            self.notify("no manifest to prefetch", severity="warning")
+            return
+        if not g.current:
+            self.notify(
+                f"{g.version} is not offered to any device now: nothing to prefetch",
+                severity="warning",
+            )
+            return
+        if self.prefetching:
+            self.notify("a prefetch is already running", severity="warning")
+            return
+        self.prefetch(g.version, g.offered_to)
+
+    @work(exclusive=True, group="prefetch")
+    async def prefetch(self, version: str, devices: tuple[str, ...]) -> None:
+        self.prefetching = True
+        self._set_message(f"prefetching {version} for {', '.join(devices)}…")
+        try:
+            results = await self.backend.prefetch(list(devices))
+        except BackendError as exc:
+            self._set_message(f"!! prefetch {version}: {exc}")
+            return
+        finally:
+            self.prefetching = False
+        self._cache_epoch += 1
+        self._set_message(prefetch_summary(version, results))
+        self._drawn_version = -1
+        self.refresh_state()
+
+    def _set_message(self, line: str) -> None:
+        self._message = line
+        self._update_bar()
+
+    def screen_commands(self) -> Iterable[ScreenCommand]:
+        g = self.selected_group()
+        if g is not None and g.current:
+            yield ScreenCommand(
+                f"Prefetch {g.version}",
+                "Download its files into the cache for the devices it is offered to",
+                self.action_prefetch,
+            )
+        yield ScreenCommand(
+            "Toggle the connector content list",
+            "GET /provision/download",
+            self.action_toggle_content,
+        )
+        yield ScreenCommand("Reload the content list", "Read it again", self.action_reload_content)
