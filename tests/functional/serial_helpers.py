@@ -1,0 +1,138 @@
+"""Serial link tests: install requests, a simulated device on a real pty pair, event collection.
+
+    async with device_on_pty(folder, identity="s1", installed_version="1.0.0") as sim:
+        link = SerialLink(sim.path, identity="s1", timeouts=FAST)
+        events = await collect(link, make_request(tmp_path, {"fw.bin": b"..."}))
+
+The device owns the pty master (closing it, e.g. after `drop_after`, hangs the line up for the
+host); our copy of the slave stays open while the device runs, so a host closing its port
+between pushes does not end the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tty
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otatui.links.byte_port import FdPort
+from otatui.links.link import (
+    DeviceReport,
+    Finished,
+    InstallEvent,
+    InstallRequest,
+    Link,
+    LinkStatus,
+    Pushed,
+)
+from otatui.links.serial import SerialTimeouts
+from otatui.otau.manifest import Manifest, parse_manifest
+from otatui.sim.serial_device import SerialDevice
+
+FAST = SerialTimeouts(
+    open=2.0,
+    hello=0.4,
+    hello_attempts=2,
+    echo=1.0,
+    manifest_attempts=2,
+    ping_after=0.4,
+    silence=2.0,
+    ymodem_start=3.0,
+    ymodem_block=0.6,
+    ymodem_retries=3,
+    cancel=1.5,
+    push=30.0,
+)
+
+
+def manifest_for(names: Sequence[str], version: str = "2.1.0") -> Manifest:
+    payload = ",".join(f'"{n}"' for n in names)
+    raw = f'{{"version":"{version}","name":"sensor fw","type":"URL_LIST","payload":[{payload}]}}'
+    parsed = parse_manifest(raw)
+    assert isinstance(parsed, Manifest), parsed
+    return parsed
+
+
+def make_request(
+    tmp: Path, files: dict[str, bytes], version: str = "2.1.0", job: str = "job-1"
+) -> InstallRequest:
+    workdir = tmp / job
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        path = workdir / name
+        path.write_bytes(data)
+        paths.append(path)
+    return InstallRequest(
+        manifest=manifest_for(list(files), version), files=tuple(paths), workdir=workdir
+    )
+
+
+async def collect(link: Link, request: InstallRequest, limit: float = 60.0) -> list[InstallEvent]:
+    events: list[InstallEvent] = []
+
+    async def run() -> None:
+        async with contextlib.aclosing(link.install(request)) as stream:
+            async for event in stream:
+                events.append(event)
+
+    await asyncio.wait_for(run(), limit)
+    return events
+
+
+def reports(events: Sequence[InstallEvent]) -> list[str]:
+    return [e.report.status.value for e in events if isinstance(e, DeviceReport)]
+
+
+def states(events: Sequence[InstallEvent]) -> list[str]:
+    return [e.state for e in events if isinstance(e, LinkStatus)]
+
+
+def pushed(events: Sequence[InstallEvent]) -> list[Pushed]:
+    return [e for e in events if isinstance(e, Pushed)]
+
+
+def finished(events: Sequence[InstallEvent]) -> Finished:
+    ends = [e for e in events if isinstance(e, Finished)]
+    assert len(ends) == 1, events
+    assert events[-1] is ends[0], "Finished must be the last event"
+    return ends[0]
+
+
+@dataclass
+class SimOnPty:
+    path: str
+    device: SerialDevice
+    task: asyncio.Task[None]
+    trace: list[tuple[str, str]] = field(default_factory=list)
+
+    def frames(self, kind: str) -> list[str]:
+        return [text for k, text in self.trace if k == kind]
+
+
+@contextlib.asynccontextmanager
+async def device_on_pty(folder: Path, **options: Any) -> AsyncIterator[SimOnPty]:
+    """A SerialDevice serving the master of a fresh raw pty; yields the slave's path."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    trace: list[tuple[str, str]] = []
+    options.setdefault("step_delay", 0.01)
+    port = FdPort(master, name="pty master")
+    device = SerialDevice(
+        port, folder=folder, trace=lambda kind, text: trace.append((kind, text)), **options
+    )
+    task = asyncio.create_task(device.run())
+    try:
+        yield SimOnPty(path=path, device=device, task=task, trace=trace)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await port.aclose()
+        os.close(slave)
