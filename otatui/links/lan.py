@@ -145,16 +145,17 @@ class LanLink:
                 if phase == "connect" and connector.seen_since(identity, since):
                     phase = "ack"
                     deadline = loop.time() + self.ack_timeout
-                    how = "over MQTT" if now_mqtt else "over HTTP"
+                    how = "connected to the local connector over MQTT"
                     yield LinkStatus(
-                        "connected", f"{identity} connected to the local connector {how}"
+                        "connected",
+                        f"{identity} {how if now_mqtt else 'reached the local connector'}",
                     )
                     yield LinkStatus(
                         "waiting", f"waiting for {identity} to acknowledge version {version}"
                     )
                 elif phase != "connect" and now_mqtt != mqtt:
                     if now_mqtt:
-                        yield LinkStatus("connected", f"{identity} connected again over MQTT")
+                        yield LinkStatus("connected", f"{identity} connected over MQTT")
                     else:
                         yield LinkStatus(
                             "lost", f"{identity} disconnected from the local connector (MQTT)"

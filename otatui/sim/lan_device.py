@@ -1,0 +1,471 @@
+"""A simulated device that talks to a connector (Murano or the local one) over the device API.
+
+`LanDevice` is what an unmodified device of ours does, in-process: it activates its identity
+(over MQTT `$provision/<identity>` or HTTP `POST /provision/activate`) to get its token, or uses
+a token given to it or kept in its folder from an earlier run; it connects with `MqttChannel` or
+`HttpChannel` (`otatui.murano`); and it follows every `config_otau` value with the same
+`otatui.otau.machine.UpdateMachine` the engine runs, so its `otau_in` reports are exactly those of
+a real device of ours: INSTALLED_VERSION at boot, the acknowledgement (the identical value
+written back) before anything else, INIT, TEST, TEST_STEP, TEST_SUCCESS, DOWNLOAD, DOWNLOAD_STEP,
+DOWNLOAD_SUCCESS, INSTALL, INSTALL_STEP, INSTALL_SUCCESS, INSTALLED_VERSION, or the error status
+of the step that failed. Files are downloaded with the `Downloader` (`otatui.transfer`): connector
+content with the device's token (`ContentAuth`), external URLs without it; a `#sha256=` pin is
+verified. "Installing" writes the files under `<folder>/installed/<version>/` and the version into
+`<folder>/version`.
+
+`fail="test" | "download" | "install"` makes that step fail with a clear "simulated ..." message;
+`step_delay` seconds pass before each step, so a demo can be watched. Writes are sent in order,
+each retried until the connector confirms it (across reconnects). The folder keeps the token
+(mode 0600), the machine's snapshot, the download cache and its index. `run()` runs until
+cancelled and then closes everything it opened; a refused token or an identity that is already
+provisioned without a token in the folder ends it with a `LanDeviceError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from otatui.murano.channel import (
+    AuthError,
+    Channel,
+    ChannelError,
+    ChannelState,
+    LinkState,
+    ResourceValue,
+)
+from otatui.murano.device_api import device_api_client
+from otatui.murano.http import HttpChannel
+from otatui.murano.mqtt import MqttChannel, provision_mqtt
+from otatui.murano.provisioning import AlreadyProvisioned, activate
+from otatui.otau import actions as act
+from otatui.otau import events as ev
+from otatui.otau.machine import UpdateMachine
+from otatui.otau.manifest import Manifest, parse_manifest
+from otatui.otau.payload import PayloadSource, safe_filename
+from otatui.otau.progress import ProgressPolicy
+from otatui.otau.snapshot import Phase
+from otatui.otau.status import StatusReport
+from otatui.store import Store
+from otatui.transfer import CachedFile, ContentAuth, Downloader, DownloadError, materialize
+
+log = logging.getLogger(__name__)
+
+CONFIG_OTAU = "config_otau"
+OTAU_IN = "otau_in"
+FAILURES = ("test", "download", "install")
+TOKEN_FILE = "token"  # noqa: S105 -- a file name, not a secret
+SNAPSHOT_FILE = "machine.json"
+VERSION_FILE = "version"
+TICK_S = 0.5
+_MAX_RETRY_S = 2.0
+
+
+class LanDeviceError(Exception):
+    """The simulated device cannot go on (one line, never the token)."""
+
+
+class LanDevice:
+    """A device of ours on the (local) network; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        mqtt_url: str | None = None,
+        identity: str,
+        protocol: Literal["mqtt", "http"] = "mqtt",
+        installed_version: str,
+        folder: Path,
+        fail: str | None = None,
+        step_delay: float = 0.2,
+        token: str | None = None,
+        ca_file: str | None = None,
+        policy: ProgressPolicy | None = None,
+        request_timeout_ms: int = 30_000,
+        activate_timeout: float = 5.0,
+    ) -> None:
+        if protocol not in ("mqtt", "http"):
+            raise ValueError(f"protocol must be 'mqtt' or 'http', not {protocol!r}")
+        if protocol == "mqtt" and not mqtt_url:
+            raise ValueError("an MQTT device needs mqtt_url")
+        if fail is not None and fail not in FAILURES:
+            raise ValueError(f"fail must be one of {', '.join(FAILURES)}, not {fail!r}")
+        if not identity:
+            raise ValueError("a device needs an identity")
+        if step_delay < 0:
+            raise ValueError("step_delay must not be negative")
+        self.base_url = base_url.rstrip("/")
+        self.mqtt_url = mqtt_url
+        self.identity = identity
+        self.protocol = protocol
+        self.folder = folder
+        self.fail = fail
+        self.step_delay = step_delay
+        self.ca_file = ca_file
+        self.request_timeout_ms = request_timeout_ms
+        self.activate_timeout = activate_timeout
+        self._token = token
+        self._policy = policy or ProgressPolicy()
+        self._initial_version = installed_version
+        self.machine = UpdateMachine(installed_version, self._policy)
+        self.channel_state = ChannelState(LinkState.STOPPED, "not started")
+        self.connected = asyncio.Event()
+        self.written: list[tuple[str, str]] = []  # every write the connector confirmed, in order
+        self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self._outbox: asyncio.Queue[ResourceValue] = asyncio.Queue()
+        self._work: dict[int, asyncio.Task[None]] = {}
+        self._files: dict[int, CachedFile] = {}
+        self._files_job = -1
+        self._received: dict[str, ResourceValue] = {}
+        self._loop_time: Callable[[], float] = lambda: 0.0
+
+    def __repr__(self) -> str:
+        return f"<LanDevice {self.identity} {self.protocol} {self.installed_version}>"
+
+    @property
+    def token(self) -> str | None:
+        """The token the device uses (given, kept in its folder, or got by activating)."""
+        return self._token
+
+    @property
+    def installed_version(self) -> str:
+        return self.machine.installed_version
+
+    @property
+    def reports(self) -> list[StatusReport]:
+        """The `otau_in` reports the connector confirmed, in order."""
+        return [StatusReport.from_json(v) for a, v in self.written if a == OTAU_IN]
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Activate, connect, follow manifests until cancelled; then close everything."""
+        loop = asyncio.get_running_loop()
+        self._loop_time = loop.time
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._restore()
+        client = device_api_client(ca_file=self.ca_file)
+        store: Store | None = None
+        downloader: Downloader | None = None
+        channel: Channel | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            store = Store.open(self.folder / "device.db")
+            downloader = Downloader(client, store, self.folder / "cache", retries=3, backoff_s=0.2)
+            token = await self._credentials(client)
+            channel = self._channel(client, token)
+            await channel.start()
+            auth = ContentAuth(self.base_url, token)
+            tasks = [
+                asyncio.create_task(self._receive(channel), name=f"{self.identity}: receive"),
+                asyncio.create_task(self._write(channel), name=f"{self.identity}: write"),
+                asyncio.create_task(self._drive(downloader, auth), name=f"{self.identity}: drive"),
+                asyncio.create_task(self._tick(), name=f"{self.identity}: tick"),
+            ]
+            self._post(ev.Boot(now=loop.time()))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                exc = task.exception()
+                if isinstance(exc, AuthError):
+                    raise LanDeviceError(
+                        f"{self.identity}: the connector refused the device's token"
+                    ) from None
+                if exc is not None:
+                    raise exc
+        finally:
+            pending = [*tasks, *self._work.values()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            if downloader is not None:
+                await downloader.aclose()
+            await client.aclose()
+            if store is not None:
+                store.close()
+            self.connected.clear()
+
+    # -- credentials and channel ----------------------------------------------------------------
+
+    async def _credentials(self, client: httpx.AsyncClient) -> str:
+        if self._token:
+            return self._token
+        path = self.folder / TOKEN_FILE
+        if path.exists():
+            self._token = path.read_text(encoding="ascii").strip()
+            if self._token:
+                return self._token
+        delay = 0.1
+        while True:
+            try:
+                if self.protocol == "mqtt":
+                    assert self.mqtt_url is not None
+                    token = await provision_mqtt(
+                        self.mqtt_url,
+                        self.identity,
+                        ca_file=self.ca_file,
+                        insecure=True,
+                        timeout=self.activate_timeout,
+                    )
+                else:
+                    token = await activate(
+                        client, self.base_url, self.identity, timeout_s=self.activate_timeout
+                    )
+            except AlreadyProvisioned:
+                raise LanDeviceError(
+                    f"{self.identity} is already provisioned on {self.base_url} and this device"
+                    " kept no token: reset the identity on the connector"
+                ) from None
+            except ChannelError as exc:  # not reachable or not whitelisted (yet): try again
+                log.info("%s: activation: %s; trying again", self.identity, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_RETRY_S)
+                continue
+            self._token = token
+            _write_private(path, token)
+            log.info("%s: activated on %s", self.identity, self.base_url)
+            return token
+
+    def _channel(self, client: httpx.AsyncClient, token: str) -> Channel:
+        if self.protocol == "mqtt":
+            assert self.mqtt_url is not None
+            return MqttChannel(
+                self.mqtt_url,
+                token,
+                ca_file=self.ca_file,
+                insecure=True,
+                on_state=self._on_state,
+                keepalive=30,
+                connect_timeout=5.0,
+                ack_timeout=10.0,
+            )
+        return HttpChannel(
+            client,
+            self.base_url,
+            token,
+            on_state=self._on_state,
+            request_timeout_ms=self.request_timeout_ms,
+            read_margin_s=5.0,
+            connect_timeout_s=5.0,
+            write_timeout_s=10.0,
+        )
+
+    def _on_state(self, state: ChannelState) -> None:
+        self.channel_state = state
+        if state.state is LinkState.CONNECTED:
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+    # -- the actor -----------------------------------------------------------------------------
+
+    def _post(self, event: ev.Event) -> None:
+        self._events.put_nowait(event)
+
+    def _now(self) -> float:
+        return self._loop_time()
+
+    async def _receive(self, channel: Channel) -> None:
+        async for value in channel.values():
+            if value.alias != CONFIG_OTAU:
+                continue
+            parsed = parse_manifest(value.raw)
+            self._received = {parsed.raw: value}  # the ack echoes what came, exactly
+            self._post(ev.ManifestReceived(parsed=parsed, now=self._now()))
+
+    async def _drive(self, downloader: Downloader, auth: ContentAuth) -> None:
+        while True:
+            event = await self._events.get()
+            before = self.machine.snapshot()
+            for action in self.machine.handle(event):
+                self._carry_out(action, downloader, auth)
+            if self.machine.snapshot() != before:
+                await asyncio.to_thread(self._save)
+
+    def _carry_out(self, action: act.Action, downloader: Downloader, auth: ContentAuth) -> None:
+        match action:
+            case act.Acknowledge(raw=raw):
+                received = self._received.get(raw) or ResourceValue(CONFIG_OTAU, raw)
+                self._outbox.put_nowait(received)
+            case act.Report(report=report):
+                self._outbox.put_nowait(ResourceValue(OTAU_IN, report.to_json()))
+            case act.RunChecks(manifest=manifest, job=job):
+                self._start(job, self._checks(manifest, job))
+            case act.StartDownload(manifest=manifest, job=job, files_done=done):
+                self._start(job, self._download(downloader, auth, manifest, job, done))
+            case act.StartInstall(manifest=manifest, job=job):
+                self._start(job, self._install(manifest, job))
+            case act.Abort(job=job):
+                task = self._work.pop(job, None)
+                if task is not None:
+                    task.cancel()
+            case act.Rejected(reason=reason):
+                log.info("%s: rejected a config_otau value: %s", self.identity, reason)
+
+    async def _write(self, channel: Channel) -> None:
+        """Send the acknowledgements and reports in order, each until it is confirmed."""
+        while True:
+            value = await self._outbox.get()
+            delay = 0.05
+            while True:
+                try:
+                    if value.alias == CONFIG_OTAU:
+                        await channel.acknowledge(value)
+                    else:
+                        await channel.write(value.alias, value.raw)
+                    break
+                except AuthError:
+                    raise
+                except ChannelError as exc:
+                    log.debug("%s: %s not written (%s); again", self.identity, value.alias, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _MAX_RETRY_S)
+            self.written.append((value.alias, value.raw))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self.machine.phase is not Phase.IDLE:
+                self._post(ev.Tick(now=self._now()))
+
+    def _start(self, job: int, work: Awaitable[None]) -> None:
+        async def runner() -> None:
+            try:
+                await work
+            finally:
+                if self._work.get(job) is task:
+                    del self._work[job]
+
+        task = asyncio.create_task(runner(), name=f"{self.identity}: job {job}")
+        self._work[job] = task
+
+    # -- work ----------------------------------------------------------------------------------
+
+    async def _checks(self, manifest: Manifest, job: int) -> None:
+        await asyncio.sleep(self.step_delay)
+        free = shutil.disk_usage(self.folder).free // 2**20
+        self._post(ev.TestStep(message=f"{free} MiB free", now=self._now(), job=job))
+        await asyncio.sleep(self.step_delay)
+        if self.fail == "test":
+            message = "simulated test failure: the device refuses this update"
+            self._post(ev.TestResult(ok=False, message=message, now=self._now(), job=job))
+        else:
+            self._post(ev.TestResult(ok=True, message="ready", now=self._now(), job=job))
+
+    async def _download(
+        self,
+        downloader: Downloader,
+        auth: ContentAuth,
+        manifest: Manifest,
+        job: int,
+        files_done: tuple[int, ...],
+    ) -> None:
+        if self._files_job != job:
+            self._files, self._files_job = {}, job
+        await asyncio.sleep(self.step_delay)
+        if self.fail == "download":
+            message = "simulated download failure: the link to the server broke"
+            self._post(ev.DownloadFailed(message=message, now=self._now(), job=job))
+            return
+        for index, item in enumerate(manifest.items):
+            if index in self._files:
+                continue
+            item_auth = auth if item.source is PayloadSource.CONTENT else None
+            try:
+                async with contextlib.aclosing(downloader.download(item, item_auth)) as progress:
+                    async for p in progress:
+                        if p.result is not None:
+                            self._files[index] = p.result
+                        else:
+                            self._post(
+                                ev.DownloadProgress(
+                                    index=index,
+                                    done=p.done,
+                                    total=p.total,
+                                    now=self._now(),
+                                    job=job,
+                                )
+                            )
+            except DownloadError as exc:
+                self._post(ev.DownloadFailed(message=str(exc), now=self._now(), job=job))
+                return
+            if index not in self._files:
+                message = f"{item.filename}: no file after the download"
+                self._post(ev.DownloadFailed(message=message, now=self._now(), job=job))
+                return
+            self._post(ev.FileDownloaded(index=index, now=self._now(), job=job))
+        self._post(ev.DownloadFinished(now=self._now(), job=job))
+
+    async def _install(self, manifest: Manifest, job: int) -> None:
+        await asyncio.sleep(self.step_delay)
+        count = len(manifest.items)
+        self._post(ev.InstallStep(message=f"writing {count} file(s)", now=self._now(), job=job))
+        await asyncio.sleep(self.step_delay)
+        if self.fail == "install":
+            message = "simulated install failure: flash write error"
+            self._post(ev.InstallFinished(ok=False, message=message, now=self._now(), job=job))
+            return
+        files = [self._files.get(i) for i in range(count)]
+        try:
+            await asyncio.to_thread(self._write_install, manifest, files)
+        except (OSError, DownloadError) as exc:
+            message = f"install failed: {exc}"
+            self._post(ev.InstallFinished(ok=False, message=message, now=self._now(), job=job))
+            return
+        message = f"{count} file(s) written" if count else "settings applied"
+        self._post(ev.InstallFinished(ok=True, message=message, now=self._now(), job=job))
+
+    def _write_install(self, manifest: Manifest, files: list[CachedFile | None]) -> None:
+        """Thread: the files under installed/<version>/, then the version file."""
+        target = self.folder / "installed" / (safe_filename(manifest.version) or "version")
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for item, cached in zip(manifest.items, files, strict=True):
+            if cached is None:
+                raise DownloadError(f"{item.filename} is missing after the download")
+            materialize(cached, target, item.filename, copy=True)
+        if not manifest.items:
+            (target / "payload.json").write_text(json.dumps(manifest.payload), encoding="utf-8")
+        _write_atomic(self.folder / VERSION_FILE, manifest.version + "\n")
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        path = self.folder / SNAPSHOT_FILE
+        if not path.exists():
+            self.machine = UpdateMachine(self._initial_version, self._policy)
+            return
+        try:
+            self.machine = UpdateMachine.restore(json.loads(path.read_text("utf-8")), self._policy)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("%s: saved state unreadable (%s); starting afresh", self.identity, exc)
+            self.machine = UpdateMachine(self._initial_version, self._policy)
+
+    def _save(self) -> None:
+        _write_atomic(self.folder / SNAPSHOT_FILE, json.dumps(self.machine.snapshot()))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+    os.replace(tmp, path)
