@@ -10,7 +10,8 @@ written back) before anything else, INIT, TEST, TEST_STEP, TEST_SUCCESS, DOWNLOA
 DOWNLOAD_SUCCESS, INSTALL, INSTALL_STEP, INSTALL_SUCCESS, INSTALLED_VERSION, or the error status
 of the step that failed. Files are downloaded with the `Downloader` (`otatui.transfer`): connector
 content with the device's token (`ContentAuth`), external URLs without it; a `#sha256=` pin is
-verified. "Installing" writes the files under `<folder>/installed/<version>/` and the version into
+verified. The checks, downloads and install are `otatui.sim.device_work.DeviceWork`'s:
+"installing" writes the files under `<folder>/installed/<version>/` and the version into
 `<folder>/version`.
 
 `fail="test" | "download" | "install"` makes that step fail with a clear "simulated ..." message;
@@ -28,7 +29,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -50,22 +50,20 @@ from otatui.murano.provisioning import AlreadyProvisioned, activate
 from otatui.otau import actions as act
 from otatui.otau import events as ev
 from otatui.otau.machine import UpdateMachine
-from otatui.otau.manifest import Manifest, parse_manifest
-from otatui.otau.payload import PayloadSource, safe_filename
+from otatui.otau.manifest import parse_manifest
 from otatui.otau.progress import ProgressPolicy
 from otatui.otau.snapshot import Phase
 from otatui.otau.status import StatusReport
+from otatui.sim.device_work import DeviceWork, write_atomic
 from otatui.store import Store
-from otatui.transfer import CachedFile, ContentAuth, Downloader, DownloadError, materialize
+from otatui.transfer import ContentAuth, Downloader
 
 log = logging.getLogger(__name__)
 
 CONFIG_OTAU = "config_otau"
 OTAU_IN = "otau_in"
-FAILURES = ("test", "download", "install")
 TOKEN_FILE = "token"  # noqa: S105 -- a file name, not a secret
 SNAPSHOT_FILE = "machine.json"
-VERSION_FILE = "version"
 TICK_S = 0.5
 _MAX_RETRY_S = 2.0
 
@@ -98,19 +96,13 @@ class LanDevice:
             raise ValueError(f"protocol must be 'mqtt' or 'http', not {protocol!r}")
         if protocol == "mqtt" and not mqtt_url:
             raise ValueError("an MQTT device needs mqtt_url")
-        if fail is not None and fail not in FAILURES:
-            raise ValueError(f"fail must be one of {', '.join(FAILURES)}, not {fail!r}")
         if not identity:
             raise ValueError("a device needs an identity")
-        if step_delay < 0:
-            raise ValueError("step_delay must not be negative")
         self.base_url = base_url.rstrip("/")
         self.mqtt_url = mqtt_url
         self.identity = identity
         self.protocol = protocol
         self.folder = folder
-        self.fail = fail
-        self.step_delay = step_delay
         self.ca_file = ca_file
         self.request_timeout_ms = request_timeout_ms
         self.activate_timeout = activate_timeout
@@ -124,10 +116,11 @@ class LanDevice:
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
         self._outbox: asyncio.Queue[ResourceValue] = asyncio.Queue()
         self._work: dict[int, asyncio.Task[None]] = {}
-        self._files: dict[int, CachedFile] = {}
-        self._files_job = -1
         self._received: dict[str, ResourceValue] = {}
         self._loop_time: Callable[[], float] = lambda: 0.0
+        self.work = DeviceWork(
+            folder, post=self._post, now=self._now, fail=fail, step_delay=step_delay
+        )
 
     def __repr__(self) -> str:
         return f"<LanDevice {self.identity} {self.protocol} {self.installed_version}>"
@@ -302,11 +295,11 @@ class LanDevice:
             case act.Report(report=report):
                 self._outbox.put_nowait(ResourceValue(OTAU_IN, report.to_json()))
             case act.RunChecks(manifest=manifest, job=job):
-                self._start(job, self._checks(manifest, job))
+                self._start(job, self.work.checks(manifest, job))
             case act.StartDownload(manifest=manifest, job=job, files_done=done):
-                self._start(job, self._download(downloader, auth, manifest, job, done))
+                self._start(job, self.work.download(downloader, auth, manifest, job, done))
             case act.StartInstall(manifest=manifest, job=job):
-                self._start(job, self._install(manifest, job))
+                self._start(job, self.work.install(manifest, job))
             case act.Abort(job=job):
                 task = self._work.pop(job, None)
                 if task is not None:
@@ -351,95 +344,6 @@ class LanDevice:
         task = asyncio.create_task(runner(), name=f"{self.identity}: job {job}")
         self._work[job] = task
 
-    # -- work ----------------------------------------------------------------------------------
-
-    async def _checks(self, manifest: Manifest, job: int) -> None:
-        await asyncio.sleep(self.step_delay)
-        free = shutil.disk_usage(self.folder).free // 2**20
-        self._post(ev.TestStep(message=f"{free} MiB free", now=self._now(), job=job))
-        await asyncio.sleep(self.step_delay)
-        if self.fail == "test":
-            message = "simulated test failure: the device refuses this update"
-            self._post(ev.TestResult(ok=False, message=message, now=self._now(), job=job))
-        else:
-            self._post(ev.TestResult(ok=True, message="ready", now=self._now(), job=job))
-
-    async def _download(
-        self,
-        downloader: Downloader,
-        auth: ContentAuth,
-        manifest: Manifest,
-        job: int,
-        files_done: tuple[int, ...],
-    ) -> None:
-        if self._files_job != job:
-            self._files, self._files_job = {}, job
-        await asyncio.sleep(self.step_delay)
-        if self.fail == "download":
-            message = "simulated download failure: the link to the server broke"
-            self._post(ev.DownloadFailed(message=message, now=self._now(), job=job))
-            return
-        for index, item in enumerate(manifest.items):
-            if index in self._files:
-                continue
-            item_auth = auth if item.source is PayloadSource.CONTENT else None
-            try:
-                async with contextlib.aclosing(downloader.download(item, item_auth)) as progress:
-                    async for p in progress:
-                        if p.result is not None:
-                            self._files[index] = p.result
-                        else:
-                            self._post(
-                                ev.DownloadProgress(
-                                    index=index,
-                                    done=p.done,
-                                    total=p.total,
-                                    now=self._now(),
-                                    job=job,
-                                )
-                            )
-            except DownloadError as exc:
-                self._post(ev.DownloadFailed(message=str(exc), now=self._now(), job=job))
-                return
-            if index not in self._files:
-                message = f"{item.filename}: no file after the download"
-                self._post(ev.DownloadFailed(message=message, now=self._now(), job=job))
-                return
-            self._post(ev.FileDownloaded(index=index, now=self._now(), job=job))
-        self._post(ev.DownloadFinished(now=self._now(), job=job))
-
-    async def _install(self, manifest: Manifest, job: int) -> None:
-        await asyncio.sleep(self.step_delay)
-        count = len(manifest.items)
-        self._post(ev.InstallStep(message=f"writing {count} file(s)", now=self._now(), job=job))
-        await asyncio.sleep(self.step_delay)
-        if self.fail == "install":
-            message = "simulated install failure: flash write error"
-            self._post(ev.InstallFinished(ok=False, message=message, now=self._now(), job=job))
-            return
-        files = [self._files.get(i) for i in range(count)]
-        try:
-            await asyncio.to_thread(self._write_install, manifest, files)
-        except (OSError, DownloadError) as exc:
-            message = f"install failed: {exc}"
-            self._post(ev.InstallFinished(ok=False, message=message, now=self._now(), job=job))
-            return
-        message = f"{count} file(s) written" if count else "settings applied"
-        self._post(ev.InstallFinished(ok=True, message=message, now=self._now(), job=job))
-
-    def _write_install(self, manifest: Manifest, files: list[CachedFile | None]) -> None:
-        """Thread: the files under installed/<version>/, then the version file."""
-        target = self.folder / "installed" / (safe_filename(manifest.version) or "version")
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        for item, cached in zip(manifest.items, files, strict=True):
-            if cached is None:
-                raise DownloadError(f"{item.filename} is missing after the download")
-            materialize(cached, target, item.filename, copy=True)
-        if not manifest.items:
-            (target / "payload.json").write_text(json.dumps(manifest.payload), encoding="utf-8")
-        _write_atomic(self.folder / VERSION_FILE, manifest.version + "\n")
-
     # -- persistence ---------------------------------------------------------------------------
 
     def _restore(self) -> None:
@@ -454,13 +358,7 @@ class LanDevice:
             self.machine = UpdateMachine(self._initial_version, self._policy)
 
     def _save(self) -> None:
-        _write_atomic(self.folder / SNAPSHOT_FILE, json.dumps(self.machine.snapshot()))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        write_atomic(self.folder / SNAPSHOT_FILE, json.dumps(self.machine.snapshot()))
 
 
 def _write_private(path: Path, text: str) -> None:
