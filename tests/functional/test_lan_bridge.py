@@ -1,0 +1,127 @@
+"""The whole LAN bridge in-process, over real sockets on 127.0.0.1: the cloud connector offers a
+manifest to a bridged device; otatui (the engine's Fleet, bridge role, its cloud token) downloads
+it, serves the local connector for the LAN and pushes through `LanLink`; the simulated device on
+the LAN (`LanDevice`) activates on the local connector with its own identity, installs and
+reports; its reports reach the cloud. The cloud token never reaches the LAN side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from engine_helpers import ExternalServer, statuses, wait_status
+from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running, sha
+
+from otatui.config import load_config
+from otatui.connector import Connector
+from otatui.engine.fleet import Fleet
+
+FW = b"firmware for the plant LAN " * 20_000
+EXTRA = b"calibration " * 500
+
+
+@pytest.fixture
+async def cloud() -> Connector:
+    connector = Connector(devices=[(ID, CLOUD_TOKEN)])
+    await connector.start()
+    try:
+        yield connector  # type: ignore[misc]
+    finally:
+        await connector.stop()
+
+
+@pytest.fixture
+def external(tmp_path: Path):  # type: ignore[no-untyped-def]
+    root = tmp_path / "external"
+    root.mkdir()
+    server = ExternalServer(root)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def bridge_config(tmp_path: Path, cloud: Connector, protocol: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        "\n".join(
+            [
+                'site = "plant"',
+                "[connector]",
+                f'url = "{cloud.http_url}"',
+                f'mqtt_url = "{cloud.mqtt_url}"',
+                "insecure = true",
+                "[paths]",
+                f'data_dir = "{tmp_path / "data"}"',
+                f'cache_dir = "{tmp_path / "cache"}"',
+                "[limits]",
+                "progress_interval = 0.2",
+                "[lan]",
+                'host = "127.0.0.1"',
+                "http_port = 0",
+                "mqtt_port = 0",
+                "[[devices]]",
+                'name = "sensor-2"',
+                f'identity = "{ID}"',
+                f'token = "{CLOUD_TOKEN}"',
+                f'protocol = "{protocol}"',
+                'role = "bridge"',
+                'link = "lan"',
+                'installed_version = "1.0.0"',
+            ]
+        )
+        + "\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_lan_bridge_end_to_end_keeps_the_cloud_token_off_the_lan(
+    tmp_path: Path,
+    cloud: Connector,
+    external: ExternalServer,
+    protocol: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cloud.add_content("fw_2.0.0.bin", FW)
+    (external.root / "cal.dat").write_bytes(EXTRA)
+    manifest = {
+        "version": "2.0.0",
+        "name": "Plant firmware",
+        "type": "URL_LIST",
+        "payload": ["fw_2.0.0.bin", external.url("cal.dat") + f"#sha256={sha(EXTRA)}"],
+    }
+    config = load_config(bridge_config(tmp_path, cloud, protocol))
+    async with Fleet(config, request_timeout_ms=5_000) as fleet:
+        local = fleet.links.lan_connector
+        assert local is not None, fleet.links.lan_error
+        fleet.start()
+        await wait_status(cloud, ID, "1.0.0", "INSTALLED_VERSION")
+        device = lan_device(local, tmp_path / "device", protocol, step_delay=0.05)
+        async with running(device):
+            cloud.set_config_otau(ID, manifest)
+            await wait_status(cloud, ID, "2.0.0", "INSTALLED_VERSION", timeout=60)
+            await asyncio.wait_for(cloud.wait_for_ack(ID), 10)
+        local_token = device.token
+
+    # The device installed the verified files.
+    installed = tmp_path / "device" / "installed" / "2.0.0"
+    assert sorted(sha(p.read_bytes()) for p in installed.iterdir()) == sorted([sha(FW), sha(EXTRA)])
+    # The cloud saw the device's own progress (relayed) and exactly one final status.
+    flow = [s for v, s in statuses(cloud, ID) if v == "2.0.0"]
+    assert flow[0] == "INIT" and flow[-1] == "INSTALLED_VERSION"
+    assert flow.count("INSTALLED_VERSION") == 1
+    messages = [json.loads(r.value)["message"] for r in cloud.reports(ID, "otau_in")]
+    assert "writing 2 file(s)" in messages  # the LAN device's own INSTALL_STEP
+    # Two tokens, and the cloud one stayed with the cloud.
+    assert local_token is not None and local_token != CLOUD_TOKEN
+    lan_dir = config.lan_data_dir
+    assert lan_dir.is_dir() and files_containing(lan_dir, local_token)
+    assert files_containing(lan_dir, CLOUD_TOKEN) == []
+    assert files_containing(tmp_path / "device", CLOUD_TOKEN) == []
+    assert CLOUD_TOKEN not in caplog.text
+    assert local_token not in caplog.text
