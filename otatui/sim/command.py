@@ -1,5 +1,9 @@
 """`otatui sim-device ...`: run a simulated device from the command line.
 
+`otatui sim-device lan --url URL [--mqtt-url URL]` runs a device of ours against a connector
+(the local one a bridge serves, or any Murano-compatible one): it activates, follows manifests
+and reports; each write the connector confirmed is printed, the token never.
+
 `otatui sim-device serial --pty` creates a pty pair and serves the device side of the serial
 protocol (docs/serial-link.md) on it; the path to put in a bridge's `link = "serial:<path>"` is
 printed first. `--port PATH` serves an existing serial port instead (a USB adapter looped to
@@ -25,11 +29,12 @@ from typing import TextIO
 
 _FAIL_MODES = ("test", "install")  # SerialDevice checks them too
 _ARROWS = {"recv": "host → device", "send": "device → host", "ymodem": "ymodem", "note": "note"}
+_LAN_ARROWS = {"send": "device → connector"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The sub-commands and options of `otatui sim-device`."""
-    kinds = parser.add_subparsers(dest="kind", metavar="{serial}", required=True)
+    kinds = parser.add_subparsers(dest="kind", metavar="{serial,lan}", required=True)
     serial = kinds.add_parser(
         "serial",
         help="a device on a serial port (docs/serial-link.md)",
@@ -49,8 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="vanish (close the port) after receiving this many bytes, like a cable pulled out",
     )
 
+    lan = kinds.add_parser(
+        "lan",
+        help="a device on the local network that talks to a (local) connector",
+        description="Run a device of ours against a connector and print what it writes.",
+    )
+    lan.add_argument("--url", required=True, help="the connector's HTTP device API base URL")
+    lan.add_argument("--mqtt-url", metavar="URL", help="its MQTT URL (for --protocol mqtt)")
+    lan.add_argument("--protocol", choices=("mqtt", "http"), default="mqtt")
+    lan.add_argument("--ca-file", metavar="PEM", help="trust this CA for TLS connector URLs")
+    _common(lan, fail_modes=(*_FAIL_MODES, "download"))
 
-def _common(parser: argparse.ArgumentParser) -> None:
+
+def _common(parser: argparse.ArgumentParser, fail_modes: tuple[str, ...] = _FAIL_MODES) -> None:
     parser.add_argument("--identity", default="sim-serial-1", help="the device's identity")
     parser.add_argument(
         "--version",
@@ -62,9 +78,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="keep installed version and received files here (default: a temporary folder)",
     )
-    parser.add_argument(
-        "--fail", choices=_FAIL_MODES, help="refuse the update (test) or fail the install"
-    )
+    parser.add_argument("--fail", choices=fail_modes, help="make that step of the update fail")
     parser.add_argument(
         "--step-delay",
         type=_non_negative_float,
@@ -98,6 +112,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the simulated device until SIGINT/SIGTERM or until its port closes; 0 then."""
     folder, temporary = _folder(args.folder)
     try:
+        if args.kind == "lan":
+            return asyncio.run(_serve_lan(args, folder, out))
         return asyncio.run(_serve_serial(args, folder, out))
     finally:
         if temporary:
@@ -112,10 +128,12 @@ def _folder(given: str | None) -> tuple[Path, bool]:
     return Path(tempfile.mkdtemp(prefix="otatui-sim-serial-")), True
 
 
-def _printer(out: TextIO) -> Callable[[str, str], None]:
+def _printer(out: TextIO, arrows: dict[str, str] = _ARROWS) -> Callable[[str, str], None]:
+    width = max(len(a) for a in arrows.values())
+
     def trace(kind: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime())
-        print(f"{stamp}  {_ARROWS.get(kind, kind):<14} {text}", file=out, flush=True)
+        print(f"{stamp}  {arrows.get(kind, kind):<{width}} {text}", file=out, flush=True)
 
     return trace
 
@@ -185,3 +203,53 @@ async def _until_stopped(work: Awaitable[None]) -> None:
         await asyncio.gather(task, stopper, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _serve_lan(args: argparse.Namespace, folder: Path, out: TextIO) -> int:
+    from otatui.sim.lan_device import LanDevice, LanDeviceError
+
+    trace = _printer(out, {**_ARROWS, **_LAN_ARROWS})
+    try:
+        device = LanDevice(
+            base_url=args.url,
+            mqtt_url=args.mqtt_url,
+            identity=args.identity,
+            protocol=args.protocol,
+            installed_version=args.version,
+            folder=folder,
+            fail=args.fail,
+            step_delay=args.step_delay,
+            ca_file=args.ca_file,
+        )
+    except ValueError as exc:
+        print(f"otatui: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"lan device {args.identity} (runs {args.version}) on {args.url} over {args.protocol}",
+        file=out,
+        flush=True,
+    )
+    print(f"files and state in {folder}", file=out, flush=True)
+
+    async def watch() -> None:
+        shown, state = 0, None
+        while True:
+            current = (device.channel_state.state, device.channel_state.reason)
+            if current != state:
+                state = current
+                trace("note", f"connection {current[0].value}: {current[1]}")
+            for alias, value in device.written[shown:]:
+                trace("send", f"{alias} {value}")
+            shown = len(device.written)
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await _until_stopped(device.run())
+    except LanDeviceError as exc:
+        print(f"otatui: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    return 0
