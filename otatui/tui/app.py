@@ -143,7 +143,7 @@ class OtaApp(App[None]):
     def refresh_screen(self, *, clock: bool = False) -> None:
         screen = self.screen
         for header in screen.query(OtaHeader):
-            header.show_state(self.backend.title, self.state)
+            header.show_state(self.backend.title, self.state, self.current_mode)
         if isinstance(screen, StateScreen):
             screen.refresh_state()
 

@@ -13,7 +13,7 @@ STATE_STYLES = {
     Category.ATTENTION: "bold red",
     Category.UPDATING: "yellow",
     Category.UP_TO_DATE: "green",
-    Category.OFFLINE: "magenta",
+    Category.OFFLINE: "cyan",
 }
 CONNECTION_WORDS = {
     "connected": "connected",
@@ -28,27 +28,54 @@ NOT_SENT_MARK = " *"
 """After a status that is not yet sent to the cloud (the help screen explains it)."""
 
 
-def state_cell(category: Category) -> Text:
-    return Text(f"{category.marker} {category.value}", style=STATE_STYLES[category])
+SHORT_WORDS = {
+    Category.ATTENTION: "attention",
+    Category.UPDATING: "updating",
+    Category.UP_TO_DATE: "up to date",
+    Category.OFFLINE: "offline",
+}
 
 
-def connection_cell(d: DeviceView, now: float) -> Text:
+_ATTRIBUTES = frozenset({"bold", "italic", "underline", "dim", "reverse", "strike"})
+_LOUD = frozenset({"red"})
+
+
+def tone(style: str, mono: bool) -> str:
+    """`style`, or in monochrome (``--no-color``) its attributes only, a loud colour becoming
+    bold: Textual's monochrome filter turns red into a dark grey that is hard to read."""
+    if not mono:
+        return style
+    words = style.split()
+    kept = [w for w in words if w in _ATTRIBUTES]
+    if any(w in _LOUD for w in words) and "bold" not in kept:
+        kept.append("bold")
+    return " ".join(kept)
+
+
+def state_cell(category: Category, *, short: bool = False, mono: bool = False) -> Text:
+    """Marker and words (``!! needs attention``; short: ``!! attention``) in the state's
+    colour."""
+    word = SHORT_WORDS[category] if short else category.value
+    return Text(f"{category.marker} {word}", style=tone(STATE_STYLES[category], mono))
+
+
+def connection_cell(d: DeviceView, now: float, *, mono: bool = False) -> Text:
     word = CONNECTION_WORDS.get(d.connection, d.connection)
     if d.connection == "backoff" and d.retry_at is not None:
         word = f"retry {max(0, round(d.retry_at - now))}s"
-    style = "" if d.connection == "connected" else "magenta"
+    style = "" if d.connection == "connected" else "cyan"
     if d.connection == "auth_failed":
         style = "bold red"
-    return Text(word, style=style)
+    return Text(word, style=tone(style, mono))
 
 
-def status_cell(d: DeviceView) -> Text:
+def status_cell(d: DeviceView, *, mono: bool = False) -> Text:
     if d.last_status is None:
         return Text("-")
     status = d.status
     style = "bold red" if status is not None and status.is_error else ""
     text = d.last_status + (NOT_SENT_MARK if d.last_status_sent is False else "")
-    return Text(text, style=style)
+    return Text(text, style=tone(style, mono))
 
 
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:

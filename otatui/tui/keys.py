@@ -27,10 +27,10 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     # everywhere
-    Key("app.fleet", "1", "app.switch_mode('fleet')", "Fleet"),
-    Key("app.manifests", "2", "app.switch_mode('manifests')", "Manifests"),
-    Key("app.transfers", "3", "app.switch_mode('transfers')", "Transfers"),
-    Key("app.history", "4", "app.switch_mode('history')", "History"),
+    Key("app.fleet", "1", "app.switch_mode('fleet')", "Fleet", show=False),
+    Key("app.manifests", "2", "app.switch_mode('manifests')", "Manifests", show=False),
+    Key("app.transfers", "3", "app.switch_mode('transfers')", "Transfers", show=False),
+    Key("app.history", "4", "app.switch_mode('history')", "History", show=False),
     Key("app.help", "question_mark,f1", "app.switch_mode('help')", "Help"),
     Key("app.palette", "ctrl+p", "app.command_palette", "Commands", show=False),
     Key("app.quit", "q", "app.quit", "Quit"),

@@ -26,10 +26,10 @@ def _head(out: Text, title: str) -> None:
     out.append(f"{title}\n", style="bold underline")
 
 
-def title_text(d: DeviceView) -> Text:
+def title_text(d: DeviceView, *, mono: bool = False) -> Text:
     out = Text()
     c = d.category
-    out.append(f"{c.marker} {c.value}", style=cells.STATE_STYLES[c])
+    out.append(f"{c.marker} {c.value}", style=cells.tone(cells.STATE_STYLES[c], mono))
     out.append(f"  {d.name}", style="bold")
     out.append(f"  identity {d.info.identity} · {d.info.role} · {d.info.route}")
     if d.info.link:
@@ -44,7 +44,7 @@ def title_text(d: DeviceView) -> Text:
     return out
 
 
-def connection_text(d: DeviceView, now: float) -> Text:
+def connection_text(d: DeviceView, now: float, *, mono: bool = False) -> Text:
     out = Text()
     _head(out, "Now")
     out.append(d.why(now) + "\n", style="bold")
@@ -62,14 +62,16 @@ def connection_text(d: DeviceView, now: float) -> Text:
         out.append("\n")
     out.append(f"phase: {d.phase}")
     if d.awaiting_apply is not None:
-        out.append(f" · waiting for apply of {d.awaiting_apply} (press a)", style="bold red")
+        out.append(
+            f" · waiting for apply of {d.awaiting_apply}", style=cells.tone("bold red", mono)
+        )
     if d.error:
-        out.append("\nerror: ", style="bold red")
+        out.append("\nerror: ", style=cells.tone("bold red", mono))
         out.append(d.error)
     return out
 
 
-def manifest_text(d: DeviceView, cached: CacheLookup) -> Text:
+def manifest_text(d: DeviceView, cached: CacheLookup, *, mono: bool = False) -> Text:
     out = Text()
     _head(out, "Offered manifest")
     m = d.offered
@@ -77,7 +79,7 @@ def manifest_text(d: DeviceView, cached: CacheLookup) -> Text:
         out.append("none offered yet")
         return out
     if not m.valid:
-        out.append(f"{m.version or '?'}: not valid: {m.reason}", style="bold red")
+        out.append(f"{m.version or '?'}: not valid: {m.reason}", style=cells.tone("bold red", mono))
         return out
     out.append(f'"{m.name}" {m.version} ({m.type}) from {m.source or "?"}\n')
     if m.description:
@@ -85,14 +87,18 @@ def manifest_text(d: DeviceView, cached: CacheLookup) -> Text:
     sizes = {t.file: t.size or t.total for t in d.transfers.values()}
     for entry in m.payload():
         if isinstance(entry, PayloadItemError):
-            out.append(f"  invalid item: {entry}\n", style="bold red")
+            out.append(f"  invalid item: {entry}\n", style=cells.tone("bold red", mono))
             continue
-        out.append_text(_item_line(d, entry, cached, sizes))
+        out.append_text(_item_line(d, entry, cached, sizes, mono))
     return out
 
 
 def _item_line(
-    d: DeviceView, item: PayloadItem, cached: CacheLookup, sizes: dict[str, int | None]
+    d: DeviceView,
+    item: PayloadItem,
+    cached: CacheLookup,
+    sizes: dict[str, int | None],
+    mono: bool,
 ) -> Text:
     line = Text("  ")
     line.append(item.filename, style="bold")
@@ -107,12 +113,12 @@ def _item_line(
     if item.sha256 is not None:
         line.append(f"  sha256 {item.sha256[:12]}…")
     else:
-        line.append("  unpinned (no sha256 pin)", style="yellow")
+        line.append("  unpinned (no sha256 pin)", style=cells.tone("yellow", mono))
     line.append("\n")
     return line
 
 
-def transfer_text(d: DeviceView) -> Text:
+def transfer_text(d: DeviceView, *, mono: bool = False) -> Text:
     out = Text()
     _head(out, "Transfer")
     if not d.transfers:
@@ -124,7 +130,7 @@ def transfer_text(d: DeviceView) -> Text:
         if t.finished:
             total = t.size or t.total
             style = "bold red" if t.outcome == "failed" else ""
-            out.append(f"{t.outcome} {cells.size(total)}", style=style)
+            out.append(f"{t.outcome} {cells.size(total)}", style=cells.tone(style, mono))
             if t.message and t.outcome == "failed":
                 out.append(f": {t.message}")
         else:
@@ -135,7 +141,7 @@ def transfer_text(d: DeviceView) -> Text:
     return out
 
 
-def output_text(d: DeviceView, local: LocalTime) -> Text:
+def output_text(d: DeviceView, local: LocalTime, *, mono: bool = False) -> Text:
     out = Text()
     _head(out, "Install output")
     if not d.output:
@@ -147,7 +153,7 @@ def output_text(d: DeviceView, local: LocalTime) -> Text:
     return out
 
 
-def timeline_text(d: DeviceView, local: LocalTime) -> Text:
+def timeline_text(d: DeviceView, local: LocalTime, *, mono: bool = False) -> Text:
     out = Text()
     _head(out, "Timeline (otau_in, config_otau)")
     if not d.timeline:
@@ -159,7 +165,7 @@ def timeline_text(d: DeviceView, local: LocalTime) -> Text:
         out.append(f"{arrow} {e.resource:<11} {e.version or '-':<8} ")
         if e.status:
             is_error = e.status in Status.__members__ and Status(e.status).is_error
-            out.append(f"{e.status:<17}", style="bold red" if is_error else "")
+            out.append(f"{e.status:<17}", style=cells.tone("bold red", mono) if is_error else "")
         else:
             out.append(f"{e.message[:40]:<17}")
         out.append(f" {e.source}")

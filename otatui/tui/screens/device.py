@@ -63,18 +63,27 @@ class DeviceScreen(StateScreen):
             return
         self._drawn = key
         local = self.backend.local_time
+        mono = self.app.no_color
         texts: dict[str, Text] = {
-            "title": title_text(d),
-            "connection": connection_text(d, now),
-            "manifest": manifest_text(d, self.backend.cached),
-            "transfer": transfer_text(d),
-            "output": output_text(d, local),
-            "timeline": timeline_text(d, local),
+            "title": title_text(d, mono=mono),
+            "connection": connection_text(d, now, mono=mono),
+            "manifest": manifest_text(d, self.backend.cached, mono=mono),
+            "transfer": transfer_text(d, mono=mono),
+            "output": output_text(d, local, mono=mono),
+            "timeline": timeline_text(d, local, mono=mono),
         }
         for section, text in texts.items():
+            text.rstrip()
             self.query_one(f"#device-{section}", Static).update(text)
 
     # -- actions -------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Apply is for bridges only (an agent installs by itself): hidden elsewhere."""
+        if action == "apply":
+            d = self.state.devices.get(self.device_name)
+            return d is not None and d.info.role == "bridge"
+        return True
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -27,8 +27,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("connection", "Connection"),
     ("installed", "Installed"),
     ("offered", "Offered"),
-    ("status", "Last status"),
     ("progress", "Progress"),
+    ("status", "Last status"),
     ("seen", "Last seen"),
     ("role", "Role"),
     ("route", "Link"),
@@ -39,16 +39,16 @@ SORTS: tuple[str, ...] = ("name", "state", "last seen", "progress")
 _STATE_ORDER = {c: i for i, c in enumerate(Category)}
 
 
-def row_cells(d: DeviceView, now: float) -> tuple[Any, ...]:
+def row_cells(d: DeviceView, now: float, mono: bool = False) -> tuple[Any, ...]:
     """The table cells of one device, in `COLUMNS` order."""
     return (
-        cells.state_cell(d.category),
+        cells.state_cell(d.category, short=True, mono=mono),
         d.name,
-        cells.connection_cell(d, now),
+        cells.connection_cell(d, now, mono=mono),
         d.installed_version or "?",
         (d.offered.version or "?") if d.offered else "-",
-        cells.status_cell(d),
         cells.progress_cell(d),
+        cells.status_cell(d, mono=mono),
         cells.ago(d.last_seen, now),
         d.info.role,
         d.info.route,
@@ -149,7 +149,7 @@ class FleetScreen(StateScreen):
         self._shown.clear()
         now = self.backend.now()
         for d in self.visible_devices():
-            values = row_cells(d, now)
+            values = row_cells(d, now, self.app.no_color)
             table.add_row(*values, key=d.name)
             self._shown[d.name] = _plain(values)
         self._drawn_version = self.state.version
@@ -169,7 +169,7 @@ class FleetScreen(StateScreen):
             wanted = matches(d, self.filter_text, self.state_filter)
             if name not in self._shown:
                 if wanted:
-                    values = row_cells(d, now)
+                    values = row_cells(d, now, self.app.no_color)
                     table.add_row(*values, key=name)
                     self._shown[name] = _plain(values)
                     resort = True
@@ -180,7 +180,7 @@ class FleetScreen(StateScreen):
                 continue
             if name not in changed and not (tick and self._clock_columns_move(d)):
                 continue
-            values = row_cells(d, now)
+            values = row_cells(d, now, self.app.no_color)
             plain = _plain(values)
             old = self._shown[name]
             for (key, _label), value, new, before in zip(COLUMNS, values, plain, old, strict=True):

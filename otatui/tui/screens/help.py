@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from otatui.otau.status import Status
-from otatui.tui.cells import NOT_SENT_MARK, STATE_STYLES
+from otatui.tui.cells import NOT_SENT_MARK, STATE_STYLES, tone
 from otatui.tui.keys import KEYS, key_label
 from otatui.tui.records import Category
 from otatui.tui.screens.base import StateScreen
@@ -46,17 +46,17 @@ def bindings_text(keymap: Mapping[str, str]) -> Text:
     return out
 
 
-def statuses_text() -> Text:
+def statuses_text(mono: bool = False) -> Text:
     out = Text()
     out.append("\nDevice states (colour and marker)\n", style="bold underline")
     for c in Category:
-        out.append(f"  {c.marker} {c.value:<16}", style=STATE_STYLES[c])
+        out.append(f"  {c.marker} {c.value:<16}", style=tone(STATE_STYLES[c], mono))
         out.append(f" {_CATEGORY_HELP[c]}\n")
     out.append(f"\n  A status followed by '{NOT_SENT_MARK.strip()}' waits in the outbox: ")
     out.append("not yet sent to the cloud.\n")
     out.append("\nUpdate statuses (otau_in)\n", style="bold underline")
     for s in Status:
-        style = "bold red" if s.is_error else ""
+        style = tone("bold red" if s.is_error else "", mono)
         out.append(f"  {s.value:<18}", style=style)
         out.append(f" {s.meaning}\n")
     return out
@@ -69,7 +69,7 @@ class HelpScreen(StateScreen):
         yield ota_header("Help")
         with VerticalScroll(id="help-body"):
             yield Static(id="help-bindings", markup=False)
-            yield Static(statuses_text(), id="help-statuses", markup=False)
+            yield Static(statuses_text(self.app.no_color), id="help-statuses", markup=False)
         yield ota_footer()
 
     def on_mount(self) -> None:

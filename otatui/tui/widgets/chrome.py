@@ -3,6 +3,7 @@ screen's bindings) that every screen shows."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Footer, Static
 
 from otatui.tui.records import Category
@@ -23,29 +24,52 @@ def summary_text(state: FleetState, width: int = 80) -> str:
     return f"{short} | {connected}/{total} conn"
 
 
+TABS: tuple[tuple[str, str, str], ...] = (
+    ("1", "fleet", "Fleet"),
+    ("2", "manifests", "Manifests"),
+    ("3", "transfers", "Transfers"),
+    ("4", "history", "History"),
+    ("?", "help", "Help"),
+)
+
+
+def tabs_text(current_mode: str) -> Text:
+    """``1 Fleet  2 Manifests ...`` with the current screen in brackets (and reversed)."""
+    out = Text(" ")
+    for key, mode, title in TABS:
+        if mode == current_mode:
+            out.append(f"[{key} {title}]", style="reverse bold")
+        else:
+            out.append(f" {key} {title} ")
+        out.append(" ")
+    return out
+
+
 class OtaHeader(Static):
-    """One line: ``otatui <site> · <screen>`` on the left, the fleet summary on the right."""
+    """Two lines: ``otatui <site> · <screen>`` and the fleet summary, then the screen tabs."""
 
     DEFAULT_CSS = """
-    OtaHeader { dock: top; height: 1; }
+    OtaHeader { dock: top; height: 2; }
     """
 
     def __init__(self, screen_title: str = "") -> None:
         super().__init__("", id="header", markup=False)
         self.screen_title = screen_title
-        self._drawn: tuple[int, int] | None = None
+        self._drawn: tuple[int, int, str] | None = None
 
-    def show_state(self, site: str, state: FleetState) -> None:
-        """Redraw when the state or the width changed."""
+    def show_state(self, site: str, state: FleetState, mode: str = "") -> None:
+        """Redraw when the state, the width or the mode changed."""
         width = self.size.width or 80
-        key = (state.version, width)
+        key = (state.version, width, mode)
         if key == self._drawn:
             return
         self._drawn = key
         left = f" otatui {site} · {self.screen_title}"
         right = summary_text(state, max(20, width - len(left) - 3)) + " "
         pad = max(1, width - len(left) - len(right))
-        self.update(left + " " * pad + right)
+        text = Text(left + " " * pad + right + "\n", style="bold")
+        text.append_text(tabs_text(mode))
+        self.update(text)
 
 
 def ota_header(screen_title: str = "") -> OtaHeader:
