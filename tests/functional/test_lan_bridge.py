@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,17 @@ EXTRA = b"calibration " * 500
 
 
 @pytest.fixture
-async def cloud() -> Connector:
+async def cloud() -> AsyncIterator[Connector]:
     connector = Connector(devices=[(ID, CLOUD_TOKEN)])
     await connector.start()
     try:
-        yield connector  # type: ignore[misc]
+        yield connector
     finally:
         await connector.stop()
 
 
 @pytest.fixture
-def external(tmp_path: Path):  # type: ignore[no-untyped-def]
+def external(tmp_path: Path) -> Iterator[ExternalServer]:
     root = tmp_path / "external"
     root.mkdir()
     server = ExternalServer(root)

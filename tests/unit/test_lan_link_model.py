@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,9 @@ class Run:
             async for event in events:
                 await self.events.put(event)
 
-    async def until(self, predicate, within: float = 5.0) -> InstallEvent:  # type: ignore[no-untyped-def]
+    async def until(
+        self, predicate: Callable[[InstallEvent], bool], within: float = 5.0
+    ) -> InstallEvent:
         async with asyncio.timeout(within):
             while True:
                 event = await self.events.get()
@@ -279,3 +281,23 @@ async def test_device_removed_from_the_connector_ends_the_push(
     connector.remove_device(ID)
     finished = await run.finished()
     assert finished == Finished(False, f"{ID} was removed from the local connector")
+
+
+async def test_mqtt_session_coming_and_going_is_reported(
+    tmp_path: Path, connector: Connector
+) -> None:
+    connector.add_device(ID)
+    token = connector.state.activate(ID)
+    run = Run(LanLink(connector, ID), request_for(tmp_path))
+    await run.until(is_waiting_for_connect)
+    with connector.state.pushing(ID, lambda _resource: None):  # what an MQTT session holds
+        connector.state.authenticate(token)
+        event = await run.until(lambda e: isinstance(e, LinkStatus) and e.state == "connected")
+        assert isinstance(event, LinkStatus)
+        assert event.detail == f"{ID} connected to the local connector over MQTT"
+    lost = await run.until(lambda e: isinstance(e, LinkStatus) and e.state == "lost")
+    assert isinstance(lost, LinkStatus)
+    assert lost.detail == f"{ID} disconnected from the local connector (MQTT)"
+    with connector.state.pushing(ID, lambda _resource: None):
+        await run.until(lambda e: isinstance(e, LinkStatus) and e.detail.endswith("over MQTT"))
+    await run.cancel()

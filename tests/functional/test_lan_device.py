@@ -1,0 +1,121 @@
+"""`LanDevice` on its own against a connector, as the demo's online device: a given token, its
+folder across restarts, a JSON manifest, refused credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lan_helpers import ID, lan_device, local_connector, otau_reports, running
+
+from otatui.connector import Connector
+from otatui.otau.status import Status, StatusReport
+from otatui.sim.lan_device import LanDevice, LanDeviceError
+
+TOKEN = "Zz9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK00"
+
+
+async def until(connector: Connector, version: str, status: Status, within: float = 20) -> None:
+    async def seen() -> None:
+        while not any(r.version == version and r.status is status for r in otau_reports(connector)):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(seen(), within)
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_online_device_with_a_given_token_follows_the_connector(
+    tmp_path: Path, protocol: str
+) -> None:
+    async with local_connector() as connector:
+        connector.add_device(ID, TOKEN)  # provisioned already: no activation
+        fw = b"online firmware" * 1000
+        connector.add_content("fw.bin", fw)
+        device = lan_device(connector, tmp_path / "dev", protocol, token=TOKEN)
+        async with running(device):
+            await until(connector, "1.0.0", Status.INSTALLED_VERSION)
+            manifest = {"version": "2.0.0", "name": "fw", "type": "FILE", "payload": "fw.bin"}
+            connector.set_config_otau(ID, manifest)
+            await until(connector, "2.0.0", Status.INSTALLED_VERSION)
+            json_manifest = {"version": "3", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
+            connector.set_config_otau(ID, json_manifest)
+            await until(connector, "3", Status.INSTALLED_VERSION)
+            await asyncio.wait_for(connector.wait_for_ack(ID), 10)
+        assert device.token == TOKEN
+        assert (tmp_path / "dev" / "installed" / "2.0.0" / "fw.bin").read_bytes() == fw
+        payload = (tmp_path / "dev" / "installed" / "3" / "payload.json").read_text()
+        assert json.loads(payload) == {"a": 1}
+        assert device.installed_version == "3"
+        # The device's own record of what it wrote equals what the connector received.
+        assert device.reports == otau_reports(connector)
+        acks = [r.value for r in connector.reports(ID, "config_otau")]
+        assert acks == [json.dumps(m, separators=(",", ":")) for m in (manifest, json_manifest)]
+
+
+async def test_restarted_device_keeps_its_token_and_its_new_version(tmp_path: Path) -> None:
+    async with local_connector() as connector:
+        connector.add_device(ID)
+        connector.add_content("fw.bin", b"fw")
+        folder = tmp_path / "dev"
+        first = lan_device(connector, folder, "http")
+        async with running(first):
+            connector.set_config_otau(
+                ID, {"version": "2.0.0", "name": "fw", "type": "FILE", "payload": "fw.bin"}
+            )
+            await until(connector, "2.0.0", Status.INSTALLED_VERSION)
+        token_file = folder / "token"
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        assert token_file.read_text() == first.token
+        count = len(otau_reports(connector))
+        # Activating again would be refused (409): the stored token is used instead.
+        second = lan_device(connector, folder, "mqtt")
+        async with running(second):
+            await asyncio.wait_for(second.connected.wait(), 10)
+
+            async def boot_report() -> None:
+                while len(otau_reports(connector)) <= count:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(boot_report(), 10)
+        assert second.token == first.token
+        assert otau_reports(connector)[count] == StatusReport("2.0.0", Status.INSTALLED_VERSION, "")
+
+
+async def test_already_provisioned_identity_without_a_token_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    async with local_connector() as connector:
+        connector.add_device(ID, TOKEN)
+        device = lan_device(connector, tmp_path / "dev", "http")
+        with pytest.raises(LanDeviceError, match="already provisioned") as caught:
+            await asyncio.wait_for(device.run(), 10)
+        assert TOKEN not in str(caught.value)
+
+
+async def test_refused_token_ends_the_device_without_showing_it(tmp_path: Path) -> None:
+    async with local_connector() as connector:
+        connector.add_device(ID, TOKEN)
+        wrong = "W" * 40
+        device = lan_device(connector, tmp_path / "dev", "mqtt", token=wrong)
+        with pytest.raises(LanDeviceError, match="refused the device's token") as caught:
+            await asyncio.wait_for(device.run(), 10)
+        assert wrong not in str(caught.value) and wrong not in repr(device)
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    common: dict[str, Any] = {
+        "base_url": "http://127.0.0.1:1",
+        "identity": ID,
+        "installed_version": "1",
+    }
+    with pytest.raises(ValueError, match="fail"):
+        LanDevice(**common, protocol="http", folder=tmp_path, fail="reboot")
+    with pytest.raises(ValueError, match="mqtt_url"):
+        LanDevice(**common, protocol="mqtt", folder=tmp_path)
+    with pytest.raises(ValueError, match="protocol"):
+        LanDevice(**common, protocol="coap", folder=tmp_path)
