@@ -1,0 +1,202 @@
+"""Shared pieces of the fault, bad-input and security suites (helper FAULT's area).
+
+- `FAULT_HOOK`: an install hook whose behaviour follows the offered version's name
+  (`...-hang` never ends, `...-crash` dies by SIGSEGV, `...-slow` prints steps for a while);
+  any other version records what it got, like `engine_helpers.HOOK`.
+- `running_fleet`: the engine in-process against a connector, its events collected.
+- `assert_delivered_once`: the connector's `otau_in` record equals the store's history of sent
+  reports, in order, once each, and nothing waits in the outbox.
+- `stop_mqtt_listener` / `start_mqtt_listener`: take the connector's MQTT listener away and
+  bring it back on the same port (the HTTP side keeps running).
+- `make_ca`: a throw-away CA and a server certificate it signed, with the `openssl` CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from engine_helpers import agent, wait_status, write_config
+
+from otatui.config import load_config
+from otatui.connector import Connector
+from otatui.engine.events import Event, EventBus
+from otatui.engine.fleet import Fleet
+from otatui.store import StoreReader
+
+FAULT_HOOK = r"""
+import hashlib, json, os, pathlib, signal, sys, time
+version = os.environ["OTATUI_VERSION"]
+if version.endswith("-hang"):
+    print("flashing, this takes forever", flush=True)
+    time.sleep(3600)
+if version.endswith("-crash"):
+    print("flashing", flush=True)
+    os.kill(os.getpid(), signal.SIGSEGV)
+if version.endswith("-slow"):
+    for i in range(10):
+        print("flash step", i, flush=True)
+        time.sleep(0.15)
+files = [f for f in os.environ.get("OTATUI_FILES", "").split("\n") if f]
+out = {
+    "files": {pathlib.Path(f).name: hashlib.sha256(pathlib.Path(f).read_bytes()).hexdigest()
+              for f in files},
+    "paths": files,
+    "cwd": os.getcwd(),
+    "listing": sorted(os.listdir(".")),
+}
+target = pathlib.Path(sys.argv[1])
+target.mkdir(parents=True, exist_ok=True)
+(target / (version + ".json")).write_text(json.dumps(out))
+"""
+
+
+def fault_agent(
+    name: str, identity: str, protocol: str, record_dir: Path, *, timeout: float = 30
+) -> dict[str, object]:
+    """A `[[devices]]` agent running `FAULT_HOOK`."""
+    device = agent(name, identity, protocol, record_dir)
+    device["install_command"] = [sys.executable, "-c", FAULT_HOOK, str(record_dir)]
+    device["install_timeout"] = timeout
+    return device
+
+
+def site_config(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:
+    return write_config(
+        tmp_path / "site.toml",
+        connector,
+        devices,
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_fleet(config_file: Path) -> AsyncIterator[tuple[Fleet, list[Event]]]:
+    """The fleet of `config_file` started in this loop; yields it and the events it published."""
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    fleet = Fleet(load_config(config_file), bus=bus, request_timeout_ms=5_000)
+    await fleet.__aenter__()
+    try:
+        fleet.start()
+        yield fleet, seen
+    finally:
+        try:
+            await asyncio.wait_for(fleet.aclose(), 15)
+        except TimeoutError:
+            raise AssertionError("the fleet did not stop within 15 s") from None
+
+
+@contextlib.asynccontextmanager
+async def booted_agent(
+    tmp_path: Path, connector: Connector, identity: str, protocol: str, *, timeout: float = 30
+) -> AsyncIterator[tuple[Path, list[Event]]]:
+    """One `FAULT_HOOK` agent "gw" running in-process, past its boot report; yields the folder
+    its hook records into and the engine's events."""
+    records = tmp_path / "records"
+    device = fault_agent("gw", identity, protocol, records, timeout=timeout)
+    async with running_fleet(site_config(tmp_path, connector, [device])) as (_fleet, seen):
+        await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION")
+        yield records, seen
+
+
+def otau_in(connector: Connector, identity: str) -> list[dict[str, str]]:
+    return [json.loads(r.value) for r in connector.reports(identity, "otau_in")]
+
+
+def final_statuses(connector: Connector, identity: str, version: str) -> list[str]:
+    """The final statuses the connector received for `version` (one per attempt)."""
+    finals = {"INSTALLED_VERSION", "TEST_ERROR", "DOWNLOAD_ERROR", "INSTALL_ERROR"}
+    finals.add("INSTALL_ABORTED")
+    return [
+        r["status"]
+        for r in otau_in(connector, identity)
+        if r["version"] == version and r["status"] in finals
+    ]
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    async def poll() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout} s: {what or check}") from None
+
+
+def sent_history(db: Path, device: str) -> list[str]:
+    """The `otau_in` values the store recorded as sent by `device`, in order."""
+    with StoreReader.open_readonly(db) as reader:
+        rows = reader.history(device=device, resource="otau_in", newest_first=False)
+    return [r.value for r in rows if r.direction == "out"]
+
+
+def assert_delivered_once(db: Path, connector: Connector, device: str, identity: str) -> None:
+    """Every report of the history reached the connector exactly once, in order; none pending."""
+    history = sent_history(db, device)
+    received = [r.value for r in connector.reports(identity, "otau_in")]
+    assert received == history, f"{device}: connector {received} != history {history}"
+    with StoreReader.open_readonly(db) as reader:
+        assert reader.count_pending(device) == 0, f"{device}: reports left in the outbox"
+
+
+async def stop_mqtt_listener(connector: Connector) -> int:
+    """Close the MQTT listener and its connections (the port then refuses); returns the port.
+
+    The connector has no public per-listener stop, so this reaches into its server list.
+    """
+    port = connector.ports["mqtt"]
+    for server in list(connector._servers):
+        if any(s.getsockname()[1] == port for s in server.sockets):
+            server.close()
+            connector._servers.remove(server)
+            async with asyncio.timeout(10):
+                await connector.mqtt.close_connections()
+                await server.wait_closed()
+    return port
+
+
+async def start_mqtt_listener(connector: Connector, port: int) -> None:
+    """Listen for MQTT again on `port` (the same broker, so the same devices and values)."""
+    server = await asyncio.start_server(connector.mqtt, connector.host, port)
+    connector._servers.append(server)
+
+
+def make_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA certificate and a server certificate/key it signed for 127.0.0.1 and localhost.
+
+    Returns (ca.pem, server.pem, server.key). Uses the `openssl` command line (the project does
+    not depend on the `cryptography` package).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    ext = directory / "server.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
+         "-subj", "/CN=otatui test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["openssl", "req", "-new", *ec, "-keyout", str(key), "-out", str(csr),
+         "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(ext)],
+    ]  # fmt: skip
+    for argv in steps:
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    return ca, cert, key
