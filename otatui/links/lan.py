@@ -50,6 +50,8 @@ yielded after a cancel: the engine reports the cancellation to the cloud itself.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import AsyncGenerator
 
 from otatui.connector import CONFIG_OTAU, OTAU_IN, Connector
@@ -97,17 +99,26 @@ class LanLink:
 
     @property
     def url(self) -> str:
-        """Where the device finds the local connector (its HTTP device API)."""
-        try:
-            return self.connector.http_url
-        except RuntimeError:
-            return "(no HTTP listener)"
+        """Where the device finds the local connector's HTTP device API."""
+        return self._address("http")
+
+    def _address(self, scheme: str) -> str:
+        """A listener's URL as a device on the LAN sees it: on a wildcard host (0.0.0.0, ::)
+        this machine's name stands for whichever of its addresses the device can reach."""
+        port = self.connector.ports.get(scheme)
+        if port is None:
+            return f"(no {scheme.upper()} listener)"
+        host = self.connector.host
+        if _is_wildcard(host):
+            host = socket.gethostname()
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     async def install(self, request: InstallRequest) -> AsyncGenerator[InstallEvent, None]:
         manifest, connector = request.manifest, self.connector
         identity, version, url = self.identity, manifest.version, self.url
+        where = url if "mqtt" not in connector.ports else f"{url} (MQTT {self._address('mqtt')})"
         yield LinkStatus(
-            "opening", f"offering {version} to {identity} on the local connector at {url}"
+            "opening", f"offering {version} to {identity} on the local connector at {where}"
         )
         try:
             self._ensure_device()
@@ -136,7 +147,7 @@ class LanLink:
                 try:
                     changed = connector.change_event(identity)
                     presence = connector.presence_event(identity)
-                    reports = connector.reports(identity)
+                    reports = connector.device(identity).reports[index:]
                 except KeyError:
                     yield LinkStatus("closed", f"{identity} was removed from the local connector")
                     yield Finished(False, f"{identity} was removed from the local connector")
@@ -162,7 +173,7 @@ class LanLink:
                         )
                 mqtt = now_mqtt
 
-                for report in reports[index:]:
+                for report in reports:
                     index += 1
                     if report.alias == CONFIG_OTAU:
                         if phase != "report" and report.ack and report.value == text:
@@ -261,3 +272,10 @@ async def _wait_any(first: asyncio.Event, second: asyncio.Event, *, within: floa
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return not host or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False

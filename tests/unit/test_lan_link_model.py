@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -301,3 +302,21 @@ async def test_mqtt_session_coming_and_going_is_reported(
     with connector.state.pushing(ID, lambda _resource: None):
         await run.until(lambda e: isinstance(e, LinkStatus) and e.detail.endswith("over MQTT"))
     await run.cancel()
+
+
+async def test_url_on_a_wildcard_host_names_this_machine(tmp_path: Path) -> None:
+    c = Connector(host="0.0.0.0", http_port=None, mqtt_port=None)
+    try:
+        c.ports.update(http=8080, mqtt=1883)  # as if listening on every interface
+        link = LanLink(c, ID)
+        assert link.url == f"http://{socket.gethostname()}:8080"
+        run = Run(link, request_for(tmp_path))
+        opening = await run.until(lambda e: isinstance(e, LinkStatus))
+        assert isinstance(opening, LinkStatus) and opening.state == "opening"
+        assert opening.detail.endswith(
+            f"at http://{socket.gethostname()}:8080 (MQTT mqtt://{socket.gethostname()}:1883)"
+        )
+        await run.cancel()
+    finally:
+        c.ports.clear()
+        await c.stop()
