@@ -299,7 +299,8 @@ class SerialDevice:
                 await self._report(version, Status.DOWNLOAD_ERROR, f"transfer failed: {exc}")
                 return False
             finally:  # also when the link drops: complete files are kept for a resume
-                problems = await asyncio.to_thread(self._sort_incoming, missing)
+                # (synchronous: a cancelled device must not lose them to a half-done move)
+                problems = self._sort_incoming(missing)
         else:
             problems = {}
         now_held = set(await asyncio.to_thread(self.held))
