@@ -29,21 +29,31 @@ class TopScreen:
 class MissingScreen(StateScreen):
     """Stands in for a screen whose module is not there."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, problem: str = "") -> None:
         super().__init__()
         self.title_text = title
+        self.problem = problem
 
     def compose(self) -> ComposeResult:
-        yield ota_header()
-        yield Static(f"The {self.title_text} screen is not available in this build.", id="missing")
+        yield ota_header(self.title_text)
+        text = f"The {self.title_text} screen is not available in this build."
+        if self.problem:
+            text += f"\n{self.problem}"
+        yield Static(text, id="missing", markup=False)
         yield ota_footer()
 
 
 def _optional(module: str, cls: str, title: str) -> Callable[[], StateScreen]:
     try:
         found = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return lambda: MissingScreen(title)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return lambda: MissingScreen(title)
+        missing = f"{module} cannot be loaded: {exc}"
+        return lambda: MissingScreen(title, missing)
+    except Exception as exc:  # a broken screen must not take the whole app down
+        problem = f"{module} cannot be loaded: {type(exc).__name__}: {exc}"
+        return lambda: MissingScreen(title, problem)
     if not (isinstance(found, type) and issubclass(found, StateScreen)):
         return lambda: MissingScreen(title)
     factory: Callable[[], StateScreen] = found
