@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from connector_helpers import make_cert
 from lan_helpers import ID, lan_device, local_connector, otau_reports, running
 
 from otatui.connector import Connector
@@ -119,3 +120,38 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         LanDevice(**common, protocol="mqtt", folder=tmp_path)
     with pytest.raises(ValueError, match="protocol"):
         LanDevice(**common, protocol="coap", folder=tmp_path)
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_device_over_tls_activates_and_installs(tmp_path: Path, protocol: str) -> None:
+    cert, key = make_cert(tmp_path)
+    connector = Connector(
+        http_port=None,
+        mqtt_port=None,
+        https_port=0,
+        mqtts_port=0,
+        tls_cert=cert,
+        tls_key=key,
+    )
+    await connector.start()
+    try:
+        connector.add_device(ID)
+        connector.add_content("fw.bin", b"tls firmware")
+        device = LanDevice(
+            base_url=connector.https_url,
+            mqtt_url=connector.mqtts_url,
+            identity=ID,
+            protocol=protocol,  # type: ignore[arg-type]
+            installed_version="1.0.0",
+            folder=tmp_path / "dev",
+            step_delay=0.0,
+            ca_file=str(cert),
+        )
+        async with running(device):
+            connector.set_config_otau(
+                ID, {"version": "2.0.0", "name": "fw", "type": "FILE", "payload": "fw.bin"}
+            )
+            await until(connector, "2.0.0", Status.INSTALLED_VERSION)
+        assert (tmp_path / "dev" / "installed" / "2.0.0" / "fw.bin").read_bytes() == b"tls firmware"
+    finally:
+        await connector.stop()
