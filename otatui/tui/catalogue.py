@@ -301,6 +301,7 @@ class TransferRow:
     count: int = 1
     from_cache: bool = False
     updated: float = 0.0
+    started: float = 0.0
 
     @classmethod
     def of(cls, t: FileTransfer) -> TransferRow:
@@ -316,12 +317,17 @@ class TransferRow:
         message = t.message or ("from the cache" if t.from_cache and t.ok else "")
         return cls(
             t.device, t.direction, t.file, done, total, t.rate, state,
-            message, t.index, t.count, t.from_cache, t.updated,
+            message, t.index, t.count, t.from_cache, t.updated, t.started,
         )  # fmt: skip
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.device, self.direction, self.file)
+
+    @property
+    def row_key(self) -> str:
+        """Unique among the rows shown: the same file moved again later is another row."""
+        return f"{self.device}\x1f{self.direction}\x1f{self.file}\x1f{self.started!r}"
 
     @property
     def fraction(self) -> float | None:

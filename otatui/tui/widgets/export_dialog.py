@@ -185,7 +185,9 @@ class ExportDialog(ModalScreen[ExportChoice | None]):
                 yield Button("Cancel", id="export-cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#export-path", Input).focus()
+        path_input = self.query_one("#export-path", Input)
+        path_input.cursor_blink = not getattr(self.app, "frozen", False)  # stable snapshots
+        path_input.focus()
 
     @property
     def chosen_format(self) -> ExportFormat:

@@ -1,0 +1,389 @@
+"""The History screen: every event of every device, filterable, exportable to CSV or JSON lines.
+
+The table is a `DataTable` (it renders only the visible rows). New history entries are appended
+as they come (the table is never rebuilt for an event); entries still waiting in the outbox get
+their "unsent" cell changed to "sent" when the connector confirms them. The table is refilled
+only when the filter changes. Newest entries are at the bottom; the cursor follows them while it
+sits on the last row.
+
+`/` types a filter (`otatui.tui.history_filter`: words, ``device:``, ``source:``, ``dir:``,
+``is:error``, ``is:unsent``), `x` and `u` toggle errors only and not yet sent, `e` exports the
+stored history (of the filter's device, if it names one) through the backend into a file chosen
+in the `ExportDialog`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Input, Static
+
+from otatui.tui.backend import BackendError
+from otatui.tui.backend import ExportFormat as FileFormat
+from otatui.tui.history_filter import HistoryFilter, is_error
+from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
+from otatui.tui.screens.base import ScreenCommand, StateScreen
+from otatui.tui.screens.catalogue_keys import catalogue_bindings
+from otatui.tui.widgets.chrome import ota_footer, ota_header
+from otatui.tui.widgets.export_dialog import ExportChoice, ExportDialog, ExportFormat
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "Time"),
+    ("device", "Device"),
+    ("dir", "Dir"),
+    ("version", "Version"),
+    ("status", "Status"),
+    ("cloud", "Cloud"),
+    ("source", "Source"),
+    ("message", "Message"),
+)
+DIRECTION_WORDS = {"in": "in", "out": "out", "local": "loc"}
+CLOUD_WORDS = {SENT: "sent", NOT_SENT: "unsent"}
+EXPORT_FORMATS: dict[ExportFormat, FileFormat] = {
+    ExportFormat.CSV: "csv",
+    ExportFormat.JSON_LINES: "json",
+}
+DEFAULT_EXPORT = "otatui-history.csv"
+MESSAGE_CHARS = 200
+
+
+def status_cell(e: HistoryEntry) -> Text:
+    """The status, ``manifest`` for an offer, ``error`` for a local error; ``!!`` on failures."""
+    if e.resource == "config_otau":
+        word = "manifest"
+        if e.note.startswith("rejected"):
+            return Text("!! rejected", style="bold red")
+    elif e.resource == "error":
+        word = "error"
+    else:
+        word = e.status or "-"
+    if is_error(e):
+        return Text(f"!! {word}", style="bold red")
+    return Text(word)
+
+
+def cloud_cell(e: HistoryEntry) -> Text:
+    word = CLOUD_WORDS.get(e.cloud, e.cloud or "-")
+    return Text(word, style="yellow" if e.cloud == NOT_SENT else "")
+
+
+def message_text(e: HistoryEntry) -> str:
+    text = e.message
+    if e.note and e.note not in text:
+        text = f"{text} ({e.note})" if text else e.note
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def row_cells(e: HistoryEntry, clock: Callable[[float], str]) -> tuple[Any, ...]:
+    """The cells of one entry, in `COLUMNS` order."""
+    return (
+        clock(e.time),
+        e.device,
+        DIRECTION_WORDS.get(e.direction, e.direction),
+        e.version or "-",
+        status_cell(e),
+        cloud_cell(e),
+        e.source or "-",
+        message_text(e),
+    )
+
+
+class HistoryScreen(StateScreen):
+    """All events of all devices, oldest at the top, newest at the bottom."""
+
+    BINDINGS = catalogue_bindings(
+        "history.filter",
+        "history.errors",
+        "history.unsent",
+        "history.export",
+        "history.open",
+        "history.clear",
+    )
+
+    DEFAULT_CSS = """
+    HistoryScreen #history-filter { height: 3; }
+    HistoryScreen #history-bar { height: 1; padding: 0 1; }
+    HistoryScreen #history-table { height: 1fr; }
+    HistoryScreen #history-detail {
+        height: 3; padding: 0 1; border-top: solid $panel-lighten-2;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter = HistoryFilter()
+        self.message = ""
+        self.exporting = False
+        self._rows: deque[tuple[str, HistoryEntry]] = deque()
+        self._unsent: dict[str, HistoryEntry] = {}
+        self._last: HistoryEntry | None = None
+        self._seq = 0
+        self._drawn_history = -1
+
+    def compose(self) -> ComposeResult:
+        yield ota_header("History")
+        filt = Input(
+            placeholder="filter: words, device:NAME source:serial dir:out is:error is:unsent",
+            id="history-filter",
+        )
+        filt.cursor_blink = not self.ota.frozen
+        yield filt
+        yield Static("", id="history-bar", markup=False)
+        table: DataTable[Any] = DataTable(id="history-table", cursor_type="row")
+        yield table
+        yield Static("", id="history-detail", markup=False)
+        yield ota_footer()
+
+    def on_mount(self) -> None:
+        table = self.table
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one("#history-filter", Input).display = False
+        self.rebuild()
+        table.focus()
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#history-table", DataTable)
+
+    def _clock(self, when: float) -> str:
+        return time.strftime("%m-%d %H:%M:%S", self.backend.local_time(when))
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    @property
+    def limit(self) -> int:
+        """Rows kept in the table: as many as the state remembers."""
+        return self.state.history.maxlen or len(self.state.history) or 1
+
+    def rebuild(self) -> None:
+        """Refill the table from the state's history (on mount and when the filter changes)."""
+        table = self.table
+        table.clear()
+        self._rows.clear()
+        self._unsent.clear()
+        history = self.state.history
+        for e in history:
+            if self.filter.matches(e):
+                self._add(e)
+        self._last = history[-1] if history else None
+        self._drawn_history = self.state.history_version
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+        self._update_bar()
+
+    def _add(self, e: HistoryEntry) -> None:
+        self._seq += 1
+        key = str(self._seq)
+        self.table.add_row(*row_cells(e, self._clock), key=key)
+        self._rows.append((key, e))
+        if e.cloud == NOT_SENT:
+            self._unsent[key] = e
+
+    def _new_entries(self) -> list[HistoryEntry] | None:
+        """Entries appended since the last draw, oldest first; None when the last one drawn
+        is gone (more arrived than the state keeps): then the table is refilled."""
+        history = self.state.history
+        if self._last is None:
+            return list(history)
+        new: list[HistoryEntry] = []
+        for e in reversed(history):
+            if e is self._last:
+                new.reverse()
+                return new
+            new.append(e)
+        return None
+
+    def refresh_state(self) -> None:
+        """Append what is new, mark delivered reports sent; never a rebuild for an event."""
+        if self.state.history_version == self._drawn_history:
+            return
+        self._drawn_history = self.state.history_version
+        new = self._new_entries()
+        if new is None:
+            self.rebuild()
+            return
+        table = self.table
+        follow = table.row_count == 0 or table.cursor_row >= table.row_count - 1
+        if self._mark_sent():
+            return  # rebuilt: an "unsent only" filter dropped the delivered rows
+        for e in new:
+            if self.filter.matches(e):
+                self._add(e)
+        if new:
+            self._last = new[-1]
+        while len(self._rows) > self.limit:
+            key, _ = self._rows.popleft()
+            table.remove_row(key)
+            self._unsent.pop(key, None)
+        if follow and new and table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+        self._update_bar()
+
+    def _mark_sent(self) -> bool:
+        """Update the cloud cell of rows delivered since; True when the table was rebuilt."""
+        delivered = [key for key, e in self._unsent.items() if e.cloud != NOT_SENT]
+        if not delivered:
+            return False
+        if self.filter.unsent_only:
+            self.rebuild()
+            return True
+        for key in delivered:
+            e = self._unsent.pop(key)
+            self.table.update_cell(key, "cloud", cloud_cell(e))
+        return False
+
+    def _update_bar(self) -> None:
+        shown = self.table.row_count
+        total = len(self.state.history)
+        text = f"{shown}/{total} entries · filter: {self.filter.describe()}"
+        if self.message:
+            text = f"{self.message} · {text}"
+        self.query_one("#history-bar", Static).update(Text(text))
+
+    # -- filter --------------------------------------------------------------------------------
+
+    def set_filter(self, query: str) -> None:
+        new = HistoryFilter.parse(query)
+        if new != self.filter:
+            self.filter = new
+            self.rebuild()
+
+    def action_filter(self) -> None:
+        filt = self.query_one("#history-filter", Input)
+        filt.display = True
+        filt.focus()
+
+    @on(Input.Changed, "#history-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.set_filter(event.value)
+
+    @on(Input.Submitted, "#history-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        filt = self.query_one("#history-filter", Input)
+        filt.value = ""
+        filt.display = False
+        self.table.focus()
+        self.set_filter("")
+
+    def _toggle_token(self, token: str) -> None:
+        filt = self.query_one("#history-filter", Input)
+        words = filt.value.split()
+        words = [w for w in words if w != token] if token in words else [*words, token]
+        filt.value = " ".join(words)
+        filt.display = bool(words)
+        self.set_filter(filt.value)
+
+    def action_toggle_errors(self) -> None:
+        self._toggle_token("is:error")
+
+    def action_toggle_unsent(self) -> None:
+        self._toggle_token("is:unsent")
+
+    # -- export --------------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        if self.exporting:
+            self.notify("an export is already running", severity="warning")
+            return
+        device = self.filter.device
+        what = f"history of {device}" if device else "history of every device"
+        self.app.push_screen(ExportDialog(DEFAULT_EXPORT, what=what), self._export_chosen)
+
+    def _export_chosen(self, choice: ExportChoice | None) -> None:
+        if choice is not None:
+            self.export(choice.path, choice.format, self.filter.device)
+
+    @work(exclusive=True, group="export")
+    async def export(self, path: Path, fmt: ExportFormat, device: str | None) -> None:
+        self.exporting = True
+        self._set_message(f"exporting to {path}…")
+        try:
+            count = await self.backend.export_history(path, EXPORT_FORMATS[fmt], device)
+        except BackendError as exc:
+            self._set_message(f"!! export failed: {exc}")
+            self.notify(f"export failed: {exc}", severity="error")
+            return
+        finally:
+            self.exporting = False
+        self._set_message(f"exported {count} rows to {path} ({fmt.label})")
+        self.notify(f"exported {count} rows to {path}")
+
+    def _set_message(self, line: str) -> None:
+        self.message = line
+        self._update_bar()
+
+    # -- open ----------------------------------------------------------------------------------
+
+    def selected_entry(self) -> HistoryEntry | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        row = min(max(table.cursor_row, 0), table.row_count - 1)
+        key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+        return next((e for k, e in self._rows if k == key), None)
+
+    def action_open_device(self) -> None:
+        e = self.selected_entry()
+        if e is not None:
+            self.open_device(e.device)
+
+    @on(DataTable.RowHighlighted, "#history-table")
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        e = self.selected_entry()
+        detail = self.query_one("#history-detail", Static)
+        if e is None:
+            detail.update("")
+            return
+        text = Text(f"{self._clock(e.time)} {e.device} ", style="bold")
+        text.append_text(status_cell(e))
+        if e.version:
+            text.append(f" {e.version}")
+        text.append(f" · {DIRECTION_WORDS.get(e.direction, e.direction)} via {e.source or '-'}")
+        if e.cloud:
+            text.append(f" · {e.cloud}")
+        message = message_text(e)
+        if message:
+            text.append(f"\n{message}")
+        detail.update(text)
+
+    @on(DataTable.RowSelected, "#history-table")
+    def _row_selected(self) -> None:
+        self.action_open_device()
+
+    def open_device(self, name: str) -> None:
+        from otatui.tui.screens.device import DeviceScreen
+
+        self.app.push_screen(DeviceScreen(name))
+
+    def screen_commands(self) -> Iterable[ScreenCommand]:
+        yield ScreenCommand(
+            "Export the history", "CSV or JSON lines, into a file", self.action_export
+        )
+        yield ScreenCommand(
+            "Errors only", "Toggle is:error in the filter", self.action_toggle_errors
+        )
+        yield ScreenCommand(
+            "Not yet sent only", "Toggle is:unsent in the filter", self.action_toggle_unsent
+        )
+        yield ScreenCommand("Clear the filter", "Show every entry", self.action_clear_filter)
+        e = self.selected_entry()
+        if e is not None:
+            yield ScreenCommand(f"Open {e.device}", "Show this device", self.action_open_device)
