@@ -1,0 +1,171 @@
+"""Store-and-forward with a scripted link: fetch online, connector down, the bridge works from
+the fetched manifest and the cache, the outbox keeps the acknowledgement and every report with
+their original times, and when the connector is back the backlog drains by itself while the
+cloud's delivery of the same manifest is acknowledged only (no restart). Also: `otatui sync`
+refuses to run while the engine holds the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from engine_helpers import TOKENS, write_config
+from test_engine_bridge import ScriptedLink, device_flow
+
+from otatui.config import Config, load_config
+from otatui.connector import Connector
+from otatui.engine.events import Event, EventBus, ManifestReceived, PhaseChanged
+from otatui.engine.fleet import Fleet
+from otatui.engine.prefetch import Prefetch
+from otatui.engine.sync import OutboxSync
+from otatui.store import Store
+from otatui.store.lock import DataDirBusy
+
+MANIFEST = json.dumps(
+    {"version": "2.1.0", "name": "s", "type": "FILE", "payload": "sensor.bin"},
+    separators=(",", ":"),
+)
+
+
+def site(tmp_path: Path, connector: Connector) -> Config:
+    device = {
+        "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"], "protocol": "mqtt",
+        "role": "bridge", "installed_version": "1.0.0", "link": "serial:/dev/ttyUSB0",
+    }  # fmt: skip
+    path = write_config(
+        tmp_path / "site.toml",
+        connector,
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
+    return load_config(path)
+
+
+async def wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_later(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "connector"
+    connector = Connector(devices=list(TOKENS.items()), data_dir=state)
+    await connector.start()
+    try:
+        connector.add_content("sensor.bin", b"sensor firmware " * 500)
+        connector.set_config_otau("a0001", MANIFEST)
+        config = site(tmp_path, connector)
+        # 1. Online: fetch keeps the manifest and verifies its (unpinned) file into the cache.
+        store = Store.open(config.locations.db_path)
+        try:
+            results = await Prefetch(config, store).run()
+            fetched = store.get_fetched("sensor-1")
+        finally:
+            store.close()
+        assert results[0].ok and fetched is not None and fetched.raw == MANIFEST
+        assert fetched.files[0] is not None
+        ports = connector.ports["mqtt"], connector.ports["http"]
+    finally:
+        await connector.stop()
+
+    # 2. On site, the connector unreachable: the push runs from the fetched manifest and cache.
+    link = ScriptedLink(device_flow)
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    async with Fleet(
+        config,
+        bus=bus,
+        link_factory=lambda d: link,
+        request_timeout_ms=5_000,
+        backlog_age=0.5,
+        offline_after=0.3,
+    ) as fleet:
+        assert fleet.downloader is not None
+        fleet.downloader.reuse_unpinned_s = 0  # the fetch is "old": only its pin makes it usable
+        fleet.start()
+        # `otatui sync` must not send the same outbox at the same time.
+        reader = Store.open(config.locations.db_path)
+        try:
+            with pytest.raises(DataDirBusy, match="otatui run"):
+                await OutboxSync(config, reader, timeout=5).run()
+        finally:
+            reader.close()
+        await wait_for(
+            lambda: any(
+                isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
+            )
+        )
+    assert len(link.requests) == 1
+    assert [e.source for e in seen if isinstance(e, ManifestReceived)] == ["cache"]
+    with Store.open_readonly(config.locations.db_path) as store:
+        backlog = store.pending("sensor-1")
+        rows = list(store.iter_history(device="sensor-1"))
+        used = store.get_fetched("sensor-1")
+    assert used is not None and used.pending_settlement
+    assert [r.source for r in rows if r.direction == "in"] == ["cache"]
+    # The boot report, then the acknowledgement before the reports it led to, all waiting.
+    assert [i.resource for i in backlog][:2] == ["otau_in", "config_otau"]
+    assert backlog[1].value == MANIFEST
+    assert all(i.resource == "otau_in" for i in backlog[2:])
+    assert json.loads(backlog[-1].value)["status"] == "INSTALLED_VERSION"
+    times = [i.produced_at for i in backlog]
+    assert times == sorted(times)
+    out_rows = [r for r in rows if r.direction == "out"]
+    assert all(r.delivered_at is None for r in out_rows)  # history: "not yet sent"
+
+    # 3. The connector is back (same state: the manifest is still unacknowledged there).
+    await asyncio.sleep(1.0)  # the backlog is older than `backlog_age`
+    back = Connector(
+        devices=list(TOKENS.items()), data_dir=state, mqtt_port=ports[0], http_port=ports[1]
+    )
+    await back.start()
+    try:
+        assert not back.resource("a0001", "config_otau").acked  # type: ignore[union-attr]
+        seen.clear()
+        async with Fleet(
+            config,
+            bus=bus,
+            link_factory=lambda d: link,
+            request_timeout_ms=5_000,
+            backlog_age=0.5,
+            offline_after=0.3,
+        ) as fleet:
+            fleet.start()
+            # The offline reports, and the boot report of this start.
+            expected = sum(1 for i in backlog if i.resource == "otau_in") + 1
+
+            await wait_for(lambda: len(back.reports("a0001", "otau_in")) >= expected)
+            await wait_for(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
+            await asyncio.sleep(1.5)  # a restarted update would show up now
+        assert len(link.requests) == 1  # not pushed again
+        got = back.reports("a0001", "otau_in")
+        with Store.open_readonly(config.locations.db_path) as store:
+            assert store.count_pending("sensor-1") == 0
+            history = [
+                r
+                for r in store.iter_history(device="sensor-1")
+                if r.direction == "out" and r.resource == "otau_in"
+            ]
+        # Every report once, in order; the backlog with the time each report was made.
+        assert [r.value for r in got] == [h.value for h in history]
+        for report, row in zip(got[:-1], history[:-1], strict=True):
+            assert abs(report.timestamp - row.time) < 0.001
+        offline = [i for i in backlog if i.resource == "otau_in"]
+        assert all(r.via == "mqtt-batch" for r in got[: len(offline)])
+        assert json.loads(got[-1].value) == {
+            "version": "2.1.0", "status": "INSTALLED_VERSION", "message": "",
+        }  # fmt: skip
+        assert sum(1 for r in got if json.loads(r.value)["status"] == "INIT") == 2  # ours + device
+        # The queued acknowledgement reached the cloud with its original time.
+        acks = [r for r in back.reports("a0001", "config_otau") if r.value == MANIFEST]
+        assert acks and abs(acks[0].timestamp - backlog[1].produced_at) < 0.001
+    finally:
+        await back.stop()
