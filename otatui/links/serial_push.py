@@ -37,6 +37,7 @@ from otatui.otau.status import Status
 OpenPort = Callable[[str, int], Awaitable[BytePort]]
 
 _PROGRESS_EVERY = 0.1  # seconds between two Pushed events of one file
+_AFTER_CAN = 0.5  # seconds between aborting a batch and sending the cancel frame
 _INSTALLING = frozenset(
     {Status.INSTALL, Status.INSTALL_STEP, Status.INSTALL_SUCCESS, Status.INSTALLED_VERSION}
 )
@@ -123,6 +124,7 @@ class Push:
         self.files: list[_File] = []
         self.max_frame = sf.MAX_FRAME
         self.manifest_sent = False
+        self.in_batch = False  # the line is in YMODEM mode
         self.installing = False
         self.ignored = 0  # lines that were not frames
         self.last_ignored = ""
@@ -340,6 +342,7 @@ class Push:
             index = f.index if f else p.index
             self.emit(Pushed(p.name, index, len(self.files), p.done, p.total))
 
+        self.in_batch = True
         try:
             await ymodem.send(
                 port,
@@ -350,7 +353,9 @@ class Push:
                 start_timeout=self.t.ymodem_start,
             )
         except ymodem.YmodemError as exc:
+            self.in_batch = False
             await self._after_failed_batch(str(exc))
+        self.in_batch = False
         self.last_rx = time.monotonic()
         self.silent_until = self.last_rx + self.t.silence
         self.phase = "while the device checks the files"
@@ -403,6 +408,9 @@ class Push:
         port = self.port
         if port is not None and self.manifest_sent:
             with contextlib.suppress(LinkError, sf.FrameError):
+                if self.in_batch:  # the sender sent CAN CAN: let the receiver leave YMODEM
+                    await asyncio.sleep(_AFTER_CAN)
+                    port.discard_input()
                 await port.write(sf.encode(sf.Cancel(reason="cancelled by the technician")))
                 deadline = time.monotonic() + self.t.cancel
                 while (frame := await self._frame(deadline)) is not None:

@@ -295,7 +295,7 @@ class SerialDevice:
                 )
             except ymodem.YmodemError as exc:
                 self.trace("ymodem", f"batch failed: {exc}")
-                await self._wait(0.5)  # a host that cancelled says so now
+                await self._wait(1.5)  # a host that cancelled says so within 0.5 s
                 await self._report(version, Status.DOWNLOAD_ERROR, f"transfer failed: {exc}")
                 return False
             finally:  # also when the link drops: complete files are kept for a resume
