@@ -26,6 +26,11 @@ Behaviour, in short:
   new bytes, with exponential backoff and jitter; then one honest :class:`DownloadError`.
 - **Verify.** Size against ``Content-Length``/``Content-Range``; digest against the pin. A
   mismatch deletes the partial file: a corrupt file never reaches an installer.
+- **Speed.** Bodies from ``http`` URLs (and ``https`` ones when ``ssl_context`` is given) are
+  read from a plain blocking socket by worker threads (:mod:`otatui.transfer.raw_response`,
+  :mod:`otatui.transfer.pump`): receiving, writing (``O_DIRECT`` where possible) and hashing
+  run in parallel, and the event loop only samples progress. Other URLs (https without the
+  context, proxies from the environment) go through the shared httpx client.
 - **Disk.** A write error (disk full, file size limit, I/O) deletes the partial file and its
   state: space goes back to the rest of the system (the store must still be able to record the
   ``DOWNLOAD_ERROR``), and nothing half-written is left to be trusted later.
@@ -37,6 +42,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import ssl
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +59,7 @@ from otatui.transfer.errors import DownloadError
 from otatui.transfer.job import DownloadJob
 from otatui.transfer.partial import WriteV
 from otatui.transfer.progress import CachedFile, Progress
+from otatui.transfer.raw_response import RawTransport
 from otatui.transfer.source import ContentAuth, Source, resolve
 
 
@@ -72,15 +79,24 @@ class Downloader:
         reuse_unpinned_s: float = 300.0,
         progress_interval_s: float = 0.1,
         writev: WriteV = os.writev,
+        raw: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        direct_io: bool = True,
     ) -> None:
+        """``raw``: use the raw transport where it serves (see the module doc); ``ssl_context``:
+        the shared client's TLS settings, for raw https downloads; ``direct_io``: allow
+        ``O_DIRECT`` writes on the raw transport."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._client = client
         self._store = store
         self._cache = ContentCache(cache_dir)
         self._slots = asyncio.Semaphore(concurrency)
-        # One worker thread per active download at most: threads never grow with devices.
+        # One worker thread per active download at most (plus, while a raw body is pumped, its
+        # writer and hasher): threads never grow with devices.
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="otatui-download")
+        self._raw = RawTransport.like(client, ssl_context) if raw else None
+        self._direct_io = direct_io
         self._flights: dict[str, _Flight] = {}
         self.retries = retries
         self.backoff_s = backoff_s
@@ -149,6 +165,8 @@ class Downloader:
                 publish=flight.publish,
                 source=source,
                 item=item,
+                raw=self._raw,
+                direct_io=self._direct_io,
             )
             flight.task = asyncio.create_task(self._run(job), name=f"download {item.filename}")
             flight.task.add_done_callback(functools.partial(self._landed, source.key, flight))

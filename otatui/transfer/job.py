@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import NoReturn, Protocol
 
@@ -26,6 +26,7 @@ from otatui.transfer.cache import ContentCache
 from otatui.transfer.errors import DownloadError
 from otatui.transfer.partial import PartialFile, WriteV
 from otatui.transfer.progress import CachedFile, Progress, RateMeter
+from otatui.transfer.raw_response import RawResponse, RawTransport
 from otatui.transfer.source import MAX_REDIRECTS, REDIRECT_STATUSES, Source
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -70,15 +71,21 @@ class DownloadJob:
         publish: Callable[[Progress], None],
         source: Source,
         item: PayloadItem,
+        raw: RawTransport | None = None,
+        direct_io: bool = True,
     ) -> None:
         self.client = client
+        self.executor = executor
+        self.raw = raw
         self.store = store
         self.cache = cache
         self.tuning = tuning
         self.publish = publish
         self.source = source
         self.item = item
-        self.partial = PartialFile(cache.partial_path(source.key), executor, writev=writev)
+        self.partial = PartialFile(
+            cache.partial_path(source.key), executor, writev=writev, direct_io=direct_io
+        )
         self.validator: str | None = None
         self.total: int | None = None
         self.opened = False
@@ -153,6 +160,10 @@ class DownloadJob:
         )
         self.last_save = time.monotonic()
 
+    def _tick(self) -> None:
+        if time.monotonic() >= self.next_tick:
+            self._publish()
+
     def _publish(self) -> None:
         now = time.monotonic()
         rate = self.meter.sample(now, self.partial.accepted)
@@ -212,23 +223,39 @@ class DownloadJob:
         try:
             return await self._receive(response, offset)
         finally:
-            await response.aclose()
+            await _close(response)
 
-    async def _open(self, extra: dict[str, str]) -> httpx.Response:
+    async def _open(self, extra: dict[str, str]) -> httpx.Response | RawResponse:
         url = httpx.URL(self.source.url)
         for _ in range(MAX_REDIRECTS + 1):
-            request = httpx.Request("GET", url, headers={**self.source.headers(url), **extra})
-            response = await self.client.send(
-                request, stream=True, auth=None, follow_redirects=False
-            )
+            headers = {**self.source.headers(url), **extra}
+            response: httpx.Response | RawResponse
+            if self.raw is not None and self.raw.serves(url):
+                response = await self._open_raw(self.raw, url, headers)
+            else:
+                request = httpx.Request("GET", url, headers=headers)
+                response = await self.client.send(
+                    request, stream=True, auth=None, follow_redirects=False
+                )
             location = response.headers.get("location")
             if response.status_code not in REDIRECT_STATUSES or location is None:
                 return response
-            await response.aclose()
+            await _close(response)
             url = self.source.next_hop(url, location)
         self._fail(f"{self.label}: more than {MAX_REDIRECTS} redirects")
 
-    async def _receive(self, response: httpx.Response, offset: int) -> str:
+    async def _open_raw(
+        self, raw: RawTransport, url: httpx.URL, headers: dict[str, str]
+    ) -> RawResponse:
+        """Connect and read the head on a worker thread; a late answer after a cancel is closed."""
+        future = self.executor.submit(raw.open, url, headers)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_close_late)
+            raise
+
+    async def _receive(self, response: httpx.Response | RawResponse, offset: int) -> str:
         status = response.status_code
         headers = response.headers
         content_range = headers.get("content-range")
@@ -273,11 +300,13 @@ class DownloadJob:
             self._fail(f"{self.label}: the server sent it compressed ({encoding[:20]})")
         self._save()
         self._publish()
-        async for chunk in response.aiter_raw():
-            await self.partial.write(chunk)
-            if time.monotonic() >= self.next_tick:
-                self._publish()
-        await self.partial.flush()
+        if isinstance(response, RawResponse):
+            await self.partial.receive(response, self._tick, self.tuning.progress_interval_s)
+        else:
+            async for chunk in response.aiter_raw():
+                await self.partial.write(chunk)
+                self._tick()
+            await self.partial.flush()
         self._publish()
         got = self.partial.accepted
         if expected is not None and got < expected:
@@ -325,6 +354,18 @@ class DownloadJob:
         if exc.errno == errno.EFBIG:
             self._fail(f"file size limit reached while writing {where} for {self.label}")
         self._fail(f"cannot write {where} for {self.label}: {exc.strerror or exc}")
+
+
+async def _close(response: httpx.Response | RawResponse) -> None:
+    if isinstance(response, RawResponse):
+        response.close()
+    else:
+        await response.aclose()
+
+
+def _close_late(future: Future[RawResponse]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:

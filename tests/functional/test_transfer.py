@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from connector_helpers import make_cert
 from transfer_helpers import FileServer, Resource, payload
 
 from otatui.connector import Connector
@@ -66,11 +68,19 @@ def make_downloader(client: httpx.AsyncClient, store: Store, tmp_path: Path, **k
     return Downloader(client, store, tmp_path / "cache", **kw)
 
 
+@pytest.fixture(params=["raw", "httpx"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test on the ``downloader`` fixture runs over both transports: the raw socket +
+    pump (http URLs by default) and the shared httpx client (https without a TLS context,
+    proxies)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def downloader(
-    client: httpx.AsyncClient, store: Store, tmp_path: Path
+    client: httpx.AsyncClient, store: Store, tmp_path: Path, transport: str
 ) -> AsyncIterator[Downloader]:
-    async with make_downloader(client, store, tmp_path) as d:
+    async with make_downloader(client, store, tmp_path, raw=transport == "raw") as d:
         yield d
 
 
@@ -642,3 +652,52 @@ async def test_connector_content_restart_resumes(
     async with make_downloader(client, store, tmp_path) as second:
         got = await second.fetch(content_item("fw.bin"), auth_for(connector))
     assert got.path.read_bytes() == body
+
+
+# ----- https: the raw transport with the client's TLS context, or the client itself -----------
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def tls_connector(cert: tuple[Path, Path]) -> AsyncIterator[Connector]:
+    async with Connector(
+        devices=[("dev1", TOKEN)], https_port=0, tls_cert=cert[0], tls_key=cert[1]
+    ) as c:
+        yield c
+
+
+@pytest.mark.parametrize("raw_tls", [True, False])
+async def test_https_download_with_a_private_ca_over_both_transports(
+    tls_connector: Connector, cert: tuple[Path, Path], store: Store, tmp_path: Path, raw_tls: bool
+):
+    body = payload(5 * MiB + 3)
+    tls_connector.add_content("fw.bin", body)
+    tls_connector.faults.drop_download_after(1_000_000, count=1)
+    context = ssl.create_default_context(cafile=str(cert[0]))
+    async with (
+        httpx.AsyncClient(timeout=10, verify=context) as client,
+        make_downloader(client, store, tmp_path, ssl_context=context if raw_tls else None) as d,
+    ):
+        got = await d.fetch(
+            content_item("fw.bin", hashlib.sha256(body).hexdigest()),
+            ContentAuth(tls_connector.https_url, TOKEN),
+        )
+    assert got.path.read_bytes() == body
+
+
+async def test_raw_https_checks_the_certificate(
+    tls_connector: Connector, store: Store, tmp_path: Path
+):
+    tls_connector.add_content("fw.bin", b"abc")
+    system_trust = ssl.create_default_context()  # does not know the private CA
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        make_downloader(client, store, tmp_path, ssl_context=system_trust, retries=0) as d,
+    ):
+        with pytest.raises(DownloadError, match=r"cannot connect.*(certificate|verify)") as err:
+            await d.fetch(content_item("fw.bin"), ContentAuth(tls_connector.https_url, TOKEN))
+    assert TOKEN not in str(err.value)
