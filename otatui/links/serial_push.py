@@ -160,7 +160,10 @@ class Push:
 
     async def _push(self) -> tuple[bool, str]:
         self.emit(LinkStatus("opening", f"opening {self.path} at {self.link.baud} baud"))
-        infos = await asyncio.to_thread(_describe, self.request.files)
+        try:
+            infos = await asyncio.to_thread(_describe, self.request.files)
+        except OSError as exc:
+            raise _Ended(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
         pairs = zip(self.request.files, infos, strict=True)
         self.files = [_File(path, info, n) for n, (path, info) in enumerate(pairs)]
         try:

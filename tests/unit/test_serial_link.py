@@ -379,3 +379,62 @@ async def test_no_token_or_identity_secret_goes_down_the_line(tmp_path: Path) ->
     sent = json.dumps(device.received)
     assert "token" not in sent.lower()
     assert {f["type"] for f in device.received} == {"hello", "manifest"}
+
+
+async def test_cancelling_the_consuming_task_cancels_on_the_device(tmp_path: Path) -> None:
+    """What the engine does: it cancels the task that iterates install()."""
+    got: list[dict[str, Any]] = []
+    reported = asyncio.Event()
+
+    async def script(d: Device) -> None:
+        await d.greet()
+        await d.report("INSTALL")
+        reported.set()
+        got.append(await d.expect("cancel"))
+        await d.say(type="cancelled", aborted=False, message="flash write in progress")
+
+    host, far = memory_pair()
+    device = Device(far)
+
+    async def open_port(path: str, baud: int) -> BytePort:
+        return host
+
+    link = SerialLink("/dev/ttyTEST", identity="s1", open_port=open_port, timeouts=T)
+    events: list[InstallEvent] = []
+
+    async def consume() -> None:
+        async with contextlib.aclosing(link.install(request(tmp_path))) as stream:
+            async for event in stream:
+                events.append(event)
+
+    script_task = asyncio.create_task(script(device))
+    consumer = asyncio.create_task(consume())
+    await asyncio.wait_for(reported.wait(), 3)
+    await asyncio.sleep(0.05)
+    consumer.cancel()
+    results = await asyncio.gather(consumer, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    await asyncio.wait_for(script_task, 3)
+    assert got == [{"type": "cancel", "reason": "cancelled by the technician"}]
+    assert not any(isinstance(e, Finished) for e in events)
+    with pytest.raises(PortClosed):
+        await far.read(10, 1.0)
+
+
+async def test_a_payload_file_that_cannot_be_read_fails_before_the_port_opens(
+    tmp_path: Path,
+) -> None:
+    opened: list[str] = []
+
+    async def open_port(path: str, baud: int) -> BytePort:
+        opened.append(path)
+        raise AssertionError("must not open")
+
+    req = request(tmp_path)
+    (tmp_path / "a.bin").unlink()
+    link = SerialLink("/dev/ttyTEST", identity="s1", open_port=open_port, timeouts=T)
+    events = [e async for e in link.install(req)]
+    assert end(events) == Finished(
+        False, f"cannot read {tmp_path / 'a.bin'}: No such file or directory"
+    )
+    assert not opened
