@@ -42,9 +42,10 @@ device's own final status (the install task is cancelled or the generator closed
 the link sets `config_otau` to the empty string, the withdrawing value: a device that has not
 fetched the manifest yet never gets it, and a device working on it sees a different value,
 aborts with INSTALL_ABORTED (our `UpdateMachine` does) and acknowledges the empty value, which is
-no manifest, so nothing starts. Content is left in place (the next push removes what no manifest
-names any more), so a device already past its download is not cut off mid-way. Nothing is
-yielded after a cancel: the engine reports the cancellation to the cloud itself.
+no manifest, so nothing starts. The content stays (the next push removes what no manifest names
+any more): the device aborts by itself, at a step boundary it chooses, rather than finding its
+download cut off under it. Nothing is yielded after a cancel: the engine reports the
+cancellation to the cloud itself.
 """
 
 from __future__ import annotations
