@@ -272,8 +272,11 @@ class FleetScreen(StateScreen):
         self.set_state_filter(STATE_FILTERS[(i + 1) % len(STATE_FILTERS)])
 
     def set_sort(self, sort: str) -> None:
+        """Reorder the rows in place (no rebuild: the rows shown stay the same)."""
         self.sort = sort
-        self.rebuild()
+        self.refresh_state()
+        self._resort()
+        self._update_bar()
 
     def action_cycle_sort(self) -> None:
         self.set_sort(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)])
