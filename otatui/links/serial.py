@@ -19,7 +19,8 @@ from collections.abc import AsyncGenerator
 
 from otatui.links.byte_port import SerialPort
 from otatui.links.link import Finished, InstallEvent, InstallRequest
-from otatui.links.serial_push import OpenPort, Push, SerialTimeouts
+from otatui.links.serial_push import OpenPort, Push
+from otatui.links.serial_timeouts import SerialTimeouts
 
 __all__ = ["OpenPort", "SerialLink", "SerialTimeouts"]
 

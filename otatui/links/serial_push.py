@@ -32,6 +32,7 @@ from otatui.links.link import (
     Pushed,
     Step,
 )
+from otatui.links.serial_timeouts import SerialTimeouts
 from otatui.otau.status import Status
 
 OpenPort = Callable[[str, int], Awaitable[BytePort]]
@@ -41,24 +42,6 @@ _AFTER_CAN = 0.5  # seconds between aborting a batch and sending the cancel fram
 _INSTALLING = frozenset(
     {Status.INSTALL, Status.INSTALL_STEP, Status.INSTALL_SUCCESS, Status.INSTALLED_VERSION}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SerialTimeouts:
-    """How long the host waits at each step (docs/serial-link.md, section 5), in seconds."""
-
-    open: float = 5.0
-    hello: float = 2.0
-    hello_attempts: int = 5
-    echo: float = 5.0
-    manifest_attempts: int = 3
-    ping_after: float = 5.0
-    silence: float = 15.0
-    ymodem_start: float = 10.0
-    ymodem_block: float = 5.0
-    ymodem_retries: int = 6
-    cancel: float = 3.0
-    push: float = 3600.0
 
 
 class PortSettings(Protocol):
