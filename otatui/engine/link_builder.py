@@ -7,19 +7,13 @@
   on ``[lan]`` host / http_port / mqtt_port, with its state under the data dir (the devices'
   LOCAL tokens and the content it serves); `aclose()` stops it. A device on the LAN points at
   this machine's address and those ports as its connector, and never gets its cloud token.
-
-The serial and LAN links are imported when first needed, so that a configuration without such
-bridges works even in a build without them.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
 from otatui.config import Config, DeviceConfig, LanLink, SerialLink
 from otatui.connector import Connector
+from otatui.links import lan, serial
 from otatui.links.link import Link
 from otatui.links.local import LocalLink
 from otatui.murano.channel import ChannelError
@@ -71,19 +65,10 @@ class LinkBuilder:
             return LocalLink(device.install_command, timeout=device.install_timeout)
         link = device.link
         if isinstance(link, SerialLink):
-            serial: Callable[..., Link] = _link_class("otatui.links.serial", "SerialLink")
-            return serial(link.port, link.baud, identity=device.identity)
+            return serial.SerialLink(link.port, link.baud, identity=device.identity)
         if isinstance(link, LanLink):
             if self.lan_connector is None:
                 reason = self.lan_error or "the LAN connector is not running"
                 raise ChannelError(f"device {device.name}: {reason}")
-            lan: Callable[..., Link] = _link_class("otatui.links.lan", "LanLink")
-            return lan(self.lan_connector, device.identity)
+            return lan.LanLink(self.lan_connector, device.identity)
         raise ChannelError(f"device {device.name}: a {device.role} has no link")
-
-
-def _link_class(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise ChannelError(f"this otatui has no {name} ({module} is missing)") from None

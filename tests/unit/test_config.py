@@ -616,3 +616,79 @@ def test_error_messages_read_well(tmp_path: Path) -> None:
         f"{tmp_path / 'site.toml'}: devices[0].install_command: "
         "only an agent runs an install command, not a bridge"
     )
+
+
+# --- apply gate and the LAN connector (session 2) -----------------------------------------------
+
+
+def test_apply_defaults_to_auto_and_takes_confirm(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        CONNECTOR
+        + device(name="a", identity="i1")
+        + device(name="b", identity="i2", apply="confirm")
+        + device(
+            name="c",
+            identity="i3",
+            role="bridge",
+            install_command=None,
+            link="lan",
+            apply="confirm",
+        ),
+    )
+    assert [d.apply for d in config.devices] == ["auto", "confirm", "confirm"]
+
+
+def test_apply_rejects_other_values_and_monitors(tmp_path: Path) -> None:
+    assert "apply" in error(tmp_path, CONNECTOR + device(apply="later"))
+    message = error(
+        tmp_path, CONNECTOR + device(role="monitor", install_command=None, apply="confirm")
+    )
+    assert "devices[0].apply" in message or "apply" in message
+    assert "monitor" in message
+
+
+def test_lan_section_defaults_and_overrides(tmp_path: Path) -> None:
+    config = load(tmp_path, CONNECTOR + AGENT)
+    assert (config.lan.host, config.lan.http_port, config.lan.mqtt_port) == (
+        "0.0.0.0",
+        8080,
+        1883,
+    )
+    assert config.lan_data_dir == config.locations.data_dir / "lan"
+    config = load(
+        tmp_path,
+        CONNECTOR
+        + '[lan]\nhost = "192.168.1.10"\nhttp_port = 0\nmqtt_port = 18830\ndata_dir = "lan-state"\n'
+        + AGENT,
+    )
+    assert (config.lan.host, config.lan.http_port, config.lan.mqtt_port) == (
+        "192.168.1.10",
+        0,
+        18830,
+    )
+    assert config.lan_data_dir == tmp_path / "lan-state"
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("[lan]\nhttp_port = 70000\n", "lan.http_port"),
+        ("[lan]\nmqtt_port = -1\n", "lan.mqtt_port"),
+        ('[lan]\nhost = ""\n', "lan.host"),
+        ("[lan]\nport = 1\n", "lan.port"),
+    ],
+)
+def test_lan_section_errors_name_the_key(tmp_path: Path, table: str, key: str) -> None:
+    assert key in error(tmp_path, CONNECTOR + table + AGENT)
+
+
+def test_example_config_has_the_lan_section_and_a_confirming_bridge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUMP7_TOKEN", TOKEN)
+    monkeypatch.setenv("SENSOR2_TOKEN", TOKEN)
+    config = load_config(REPO / "config" / "example.toml")
+    assert (config.lan.http_port, config.lan.mqtt_port) == (8080, 1883)
+    assert config.device("sensor-1").apply == "confirm"
+    assert config.device("pump-7").apply == "auto"
