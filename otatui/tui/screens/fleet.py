@@ -198,8 +198,13 @@ class FleetScreen(StateScreen):
         return d.last_seen is not None or d.retry_at is not None
 
     def _resort(self) -> None:
+        """Sort the rows in place; the cursor stays on the device it was on."""
+        selected = self.selected_name()
         order = {d.name: i for i, d in enumerate(self.visible_devices())}
-        self.table.sort("name", key=lambda name: order.get(str(name), len(order)))
+        table = self.table
+        table.sort("name", key=lambda name: order.get(name, len(order)))
+        if selected is not None and selected in self._shown:
+            table.move_cursor(row=table.get_row_index(selected))
 
     def _update_bar(self) -> None:
         state = self.state_filter.value if self.state_filter else "all"
