@@ -42,11 +42,15 @@ class Application:
         return self.state.add_device(identity, token)
 
     def reset_device(self, identity: str) -> None:
-        """Forget the device's token so it can (and must) activate again."""
+        """Forget the device's token so it can (and must) activate again; its MQTT session, if
+        any, is closed (its next CONNECT with the old token is refused)."""
         self.state.reset_device(identity)
+        self.kick(identity)
 
     def remove_device(self, identity: str) -> None:
+        """Forget the device (whitelisting, token, resources, reports) and close its session."""
         self.state.remove_device(identity)
+        self.kick(identity)
 
     def device(self, identity: str) -> Device:
         return self.state.device(identity)

@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -107,6 +108,8 @@ class LanDevice:
         self.request_timeout_ms = request_timeout_ms
         self.activate_timeout = activate_timeout
         self._token = token
+        self._given_token = token is not None
+        self._content_auth: ContentAuth | None = None
         self._policy = policy or ProgressPolicy()
         self._initial_version = installed_version
         self.machine = UpdateMachine(installed_version, self._policy)
@@ -114,7 +117,8 @@ class LanDevice:
         self.connected = asyncio.Event()
         self.written: list[tuple[str, str]] = []  # every write the connector confirmed, in order
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
-        self._outbox: asyncio.Queue[ResourceValue] = asyncio.Queue()
+        self._outbox: deque[ResourceValue] = deque()  # an item leaves once confirmed
+        self._outbox_changed = asyncio.Event()
         self._work: dict[int, asyncio.Task[None]] = {}
         self._received: dict[str, ResourceValue] = {}
         self._loop_time: Callable[[], float] = lambda: 0.0
@@ -142,7 +146,13 @@ class LanDevice:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Activate, connect, follow manifests until cancelled; then close everything."""
+        """Activate, connect, follow manifests until cancelled; then close everything.
+
+        A token the device got by activating (now or in an earlier run) that the connector
+        refuses is forgotten and the identity activated again, as a device must after its
+        identity was reset on the connector; a refused token given to the constructor ends
+        the run with `LanDeviceError`.
+        """
         loop = asyncio.get_running_loop()
         self._loop_time = loop.time
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -150,45 +160,62 @@ class LanDevice:
         client = device_api_client(ca_file=self.ca_file)
         store: Store | None = None
         downloader: Downloader | None = None
-        channel: Channel | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
             store = Store.open(self.folder / "device.db")
             downloader = Downloader(client, store, self.folder / "cache", retries=3, backoff_s=0.2)
             token = await self._credentials(client)
-            channel = self._channel(client, token)
-            await channel.start()
-            auth = ContentAuth(self.base_url, token)
+            self._content_auth = ContentAuth(self.base_url, token)
             tasks = [
-                asyncio.create_task(self._receive(channel), name=f"{self.identity}: receive"),
-                asyncio.create_task(self._write(channel), name=f"{self.identity}: write"),
-                asyncio.create_task(self._drive(downloader, auth), name=f"{self.identity}: drive"),
+                asyncio.create_task(self._drive(downloader), name=f"{self.identity}: drive"),
                 asyncio.create_task(self._tick(), name=f"{self.identity}: tick"),
             ]
             self._post(ev.Boot(now=loop.time()))
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                exc = task.exception()
-                if isinstance(exc, AuthError):
-                    raise LanDeviceError(
-                        f"{self.identity}: the connector refused the device's token"
-                    ) from None
-                if exc is not None:
-                    raise exc
+            while True:
+                try:
+                    await self._session(self._channel(client, token), tasks)
+                except AuthError:
+                    if self._given_token:
+                        raise LanDeviceError(
+                            f"{self.identity}: the connector refused the device's token"
+                        ) from None
+                    log.info("%s: token refused; activating again", self.identity)
+                    self._token = None
+                    (self.folder / TOKEN_FILE).unlink(missing_ok=True)
+                    token = await self._credentials(client)
+                    self._content_auth = ContentAuth(self.base_url, token)
         finally:
             pending = [*tasks, *self._work.values()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if channel is not None:
-                with contextlib.suppress(Exception):
-                    await channel.close()
             if downloader is not None:
                 await downloader.aclose()
             await client.aclose()
             if store is not None:
                 store.close()
             self.connected.clear()
+
+    async def _session(self, channel: Channel, workers: list[asyncio.Task[None]]) -> None:
+        """One channel's life: receive and write until a task fails (AuthError: the token)."""
+        await channel.start()
+        tasks = [
+            asyncio.create_task(self._receive(channel), name=f"{self.identity}: receive"),
+            asyncio.create_task(self._write(channel), name=f"{self.identity}: write"),
+        ]
+        try:
+            done, _ = await asyncio.wait([*tasks, *workers], return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+            raise ChannelError(f"{self.identity}: the connection ended")  # not expected
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     # -- credentials and channel ----------------------------------------------------------------
 
@@ -278,25 +305,27 @@ class LanDevice:
             self._received = {parsed.raw: value}  # the ack echoes what came, exactly
             self._post(ev.ManifestReceived(parsed=parsed, now=self._now()))
 
-    async def _drive(self, downloader: Downloader, auth: ContentAuth) -> None:
+    async def _drive(self, downloader: Downloader) -> None:
         while True:
             event = await self._events.get()
             before = self.machine.snapshot()
             for action in self.machine.handle(event):
-                self._carry_out(action, downloader, auth)
+                self._carry_out(action, downloader)
             if self.machine.snapshot() != before:
                 await asyncio.to_thread(self._save)
 
-    def _carry_out(self, action: act.Action, downloader: Downloader, auth: ContentAuth) -> None:
+    def _carry_out(self, action: act.Action, downloader: Downloader) -> None:
         match action:
             case act.Acknowledge(raw=raw):
                 received = self._received.get(raw) or ResourceValue(CONFIG_OTAU, raw)
-                self._outbox.put_nowait(received)
+                self._send(received)
             case act.Report(report=report):
-                self._outbox.put_nowait(ResourceValue(OTAU_IN, report.to_json()))
+                self._send(ResourceValue(OTAU_IN, report.to_json()))
             case act.RunChecks(manifest=manifest, job=job):
                 self._start(job, self.work.checks(manifest, job))
             case act.StartDownload(manifest=manifest, job=job, files_done=done):
+                auth = self._content_auth
+                assert auth is not None  # set before any channel delivers a manifest
                 self._start(job, self.work.download(downloader, auth, manifest, job, done))
             case act.StartInstall(manifest=manifest, job=job):
                 self._start(job, self.work.install(manifest, job))
@@ -307,10 +336,17 @@ class LanDevice:
             case act.Rejected(reason=reason):
                 log.info("%s: rejected a config_otau value: %s", self.identity, reason)
 
+    def _send(self, value: ResourceValue) -> None:
+        self._outbox.append(value)
+        self._outbox_changed.set()
+
     async def _write(self, channel: Channel) -> None:
         """Send the acknowledgements and reports in order, each until it is confirmed."""
         while True:
-            value = await self._outbox.get()
+            while not self._outbox:
+                self._outbox_changed.clear()
+                await self._outbox_changed.wait()
+            value = self._outbox[0]
             delay = 0.05
             while True:
                 try:
@@ -325,6 +361,7 @@ class LanDevice:
                     log.debug("%s: %s not written (%s); again", self.identity, value.alias, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _MAX_RETRY_S)
+            self._outbox.popleft()
             self.written.append((value.alias, value.raw))
 
     async def _tick(self) -> None:

@@ -155,3 +155,30 @@ async def test_device_over_tls_activates_and_installs(tmp_path: Path, protocol: 
         assert (tmp_path / "dev" / "installed" / "2.0.0" / "fw.bin").read_bytes() == b"tls firmware"
     finally:
         await connector.stop()
+
+
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_device_activates_again_after_its_identity_was_reset(
+    tmp_path: Path, protocol: str
+) -> None:
+    async with local_connector() as connector:
+        connector.add_device(ID)
+        connector.add_content("fw.bin", b"after the reset")
+        device = lan_device(connector, tmp_path / "dev", protocol)
+        async with running(device) as task:
+            await until(connector, "1.0.0", Status.INSTALLED_VERSION)
+            first = device.token
+            connector.reset_device(ID)  # e.g. the laptop's local connector lost its state
+
+            async def activated_again() -> None:
+                while connector.device(ID).token is None or device.token == first:
+                    assert not task.done()
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(activated_again(), 15)
+            assert device.token == connector.device(ID).token
+            connector.set_config_otau(
+                ID, {"version": "2.0.0", "name": "fw", "type": "FILE", "payload": "fw.bin"}
+            )
+            await until(connector, "2.0.0", Status.INSTALLED_VERSION)
+        assert (tmp_path / "dev" / "token").read_text() == device.token != first
