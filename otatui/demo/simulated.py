@@ -1,22 +1,34 @@
-"""The demo's simulated devices: the ones with a life of their own (a device a monitor watches,
-the offline sensors behind the serial and LAN bridges).
+"""The demo's simulated devices: the ones with a life of their own.
 
-Which of them can run depends on what this build has; `supports()` leaves out a scripted device
-whose simulation is not available, so the demo never waits for an update nobody can perform.
+- a device that updates itself over the connector and that otatui only watches (monitor role):
+  a `LanDevice` against the demo's connector, with the token the demo gave it;
+- the offline sensor on a serial cable: a `SerialDevice` on the master side of a pty pair, whose
+  other side the bridge opens as `link = "serial:<pty>"`;
+- the offline sensor on the plant LAN: a `LanDevice` that activates on the local connector the
+  engine serves for LAN bridges (`[lan]`), exactly as it would on Murano.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import tty
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from otatui.demo.script import DemoDevice
+from otatui.links.byte_port import FdPort
+from otatui.otau.progress import ProgressPolicy
+from otatui.sim.lan_device import LanDevice
+from otatui.sim.serial_device import SerialDevice
 
 if TYPE_CHECKING:
     from otatui.demo.site import DemoSite
+
+LIVELY = ProgressPolicy(min_interval=0.5, min_percent=10)
 
 
 def free_port() -> int:
@@ -33,19 +45,77 @@ class Simulated:
         self.root = root
         self.step_delay = step_delay
         self._tasks: list[asyncio.Task[None]] = []
+        self._ptys: dict[str, tuple[int, int]] = {}  # identity -> (master, slave) fds
+        self._lan: tuple[int, int] | None = None
+        self._devices: tuple[DemoDevice, ...] = ()
 
     def supports(self, device: DemoDevice) -> bool:
-        """Whether this build can run the device (its simulation, if it needs one)."""
-        return not device.simulated
+        """Whether this build can run the device (every demo device, on a POSIX system)."""
+        return device.link != "serial" or hasattr(os, "openpty")
 
     async def prepare(
         self, devices: tuple[DemoDevice, ...], lan: tuple[int, int] | None
     ) -> dict[str, str]:
         """Set up the local links of the bridged devices; their `link` config values."""
-        return {}
+        self._devices, self._lan = devices, lan
+        links = {}
+        for device in devices:
+            if device.link == "serial":
+                master, slave = os.openpty()
+                tty.setraw(slave)
+                self._ptys[device.identity] = (master, slave)
+                links[device.identity] = f"serial:{os.ttyname(slave)}"
+            elif device.link == "lan":
+                links[device.identity] = "lan"
+        return links
 
     async def start(self, site: DemoSite) -> None:
         """Start the simulated devices against the running site."""
+        for device in self._devices:
+            folder = self.root / device.name
+            if device.role == "monitor" and device.simulated:
+                self._run(
+                    device,
+                    LanDevice(
+                        base_url=site.connector.http_url,
+                        mqtt_url=site.connector.mqtt_url,
+                        identity=device.identity,
+                        protocol="mqtt" if device.protocol == "mqtt" else "http",
+                        installed_version=device.installed_version,
+                        folder=folder,
+                        token=site.tokens[device.identity],
+                        step_delay=self.step_delay,
+                        policy=LIVELY,
+                    ).run(),
+                )
+            elif device.link == "serial":
+                master, _ = self._ptys[device.identity]
+                serial_device = SerialDevice(
+                    FdPort(master, name=f"{device.name} pty", owns_fd=False),
+                    identity=device.identity,
+                    installed_version=device.installed_version,
+                    folder=folder,
+                    step_delay=self.step_delay,
+                )
+                self._run(device, _serve_forever(serial_device))
+            elif device.link == "lan" and self._lan is not None:
+                http_port, mqtt_port = self._lan
+                self._run(
+                    device,
+                    LanDevice(
+                        base_url=f"http://127.0.0.1:{http_port}",
+                        mqtt_url=f"mqtt://127.0.0.1:{mqtt_port}",
+                        identity=device.identity,
+                        protocol="mqtt" if device.protocol == "mqtt" else "http",
+                        installed_version=device.installed_version,
+                        folder=folder,
+                        step_delay=self.step_delay,
+                        policy=LIVELY,
+                    ).run(),
+                )
+
+    def _run(self, device: DemoDevice, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(work, name=f"simulated {device.name}"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -54,3 +124,15 @@ class Simulated:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        for master, slave in self._ptys.values():
+            for fd in (master, slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._ptys.clear()
+
+
+async def _serve_forever(device: SerialDevice) -> None:
+    """The serial device serves push after push (each push ends its `run`)."""
+    while True:
+        await device.run()
+        await asyncio.sleep(0.2)
