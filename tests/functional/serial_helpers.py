@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otatui.links.byte_port import FdPort
+from otatui.links.byte_port import BytePort, FdPort
 from otatui.links.link import (
     DeviceReport,
     Finished,
@@ -115,17 +115,59 @@ class SimOnPty:
         return [text for k, text in self.trace if k == kind]
 
 
+class MutePort:
+    """A port that goes deaf and dumb after `after` bytes were read: reads wait, writes are lost
+    (a device that hangs with its port still open)."""
+
+    def __init__(self, inner: BytePort, after: int) -> None:
+        self.inner = inner
+        self.left = after
+
+    @property
+    def mute(self) -> bool:
+        return self.left <= 0
+
+    async def read(self, size: int, timeout: float) -> bytes:
+        if self.mute:
+            await asyncio.sleep(timeout)
+            return b""
+        data = await self.inner.read(min(size, self.left), timeout)
+        self.left -= len(data)
+        return data
+
+    async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:
+        line = None if self.mute else await self.inner.readline(timeout, limit)
+        if line is None:
+            return None
+        self.left -= len(line)
+        return line
+
+    async def write(self, data: bytes) -> None:
+        if not self.mute:
+            await self.inner.write(data)
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 @contextlib.asynccontextmanager
-async def device_on_pty(folder: Path, **options: Any) -> AsyncIterator[SimOnPty]:
-    """A SerialDevice serving the master of a fresh raw pty; yields the slave's path."""
+async def device_on_pty(
+    folder: Path, *, mute_after: int | None = None, **options: Any
+) -> AsyncIterator[SimOnPty]:
+    """A SerialDevice serving the master of a fresh raw pty; yields the slave's path.
+    `mute_after`: the device hangs (port open, silent) after reading that many bytes."""
     master, slave = os.openpty()
     tty.setraw(slave)
     path = os.ttyname(slave)
     trace: list[tuple[str, str]] = []
     options.setdefault("step_delay", 0.01)
     port = FdPort(master, name="pty master")
+    device_port: BytePort = port if mute_after is None else MutePort(port, mute_after)
     device = SerialDevice(
-        port, folder=folder, trace=lambda kind, text: trace.append((kind, text)), **options
+        device_port, folder=folder, trace=lambda kind, text: trace.append((kind, text)), **options
     )
     task = asyncio.create_task(device.run())
     try:

@@ -183,6 +183,26 @@ async def test_a_dropped_link_fails_honestly_and_the_next_push_resumes(tmp_path:
     assert (folder / "installed" / "cal-2.1.0.json").read_bytes() == CAL
 
 
+async def test_a_device_that_hangs_mid_transfer_fails_within_the_block_timeouts(
+    tmp_path: Path,
+) -> None:
+    async with device_on_pty(
+        tmp_path / "d", identity="s1", installed_version="1.0.0", mute_after=3000
+    ) as sim:
+        link = SerialLink(sim.path, identity="s1", timeouts=FAST)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        events = await collect(link, make_request(tmp_path, FILES))
+        took = loop.time() - start
+    end = finished(events)
+    assert not end.ok
+    assert end.message.startswith(f"the transfer to {sim.path} failed: no answer from the device")
+    assert "of fw-2.1.0.bin" in end.message
+    assert states(events)[-1] == "lost"
+    # 3 sends of 0.6 s for the block, then 1 s for a report from the device
+    assert took < 6
+
+
 async def test_cancel_during_the_transfer_aborts_on_the_device(tmp_path: Path) -> None:
     big = os.urandom(3 << 20)  # long enough to be cancelled in the middle
     folder = tmp_path / "device"
