@@ -13,9 +13,8 @@ The jobs themselves (checks, downloads, the install through the link) are in
 the apply gate in `otatui.engine.gate`; store-and-forward (working from the manifest `otatui
 fetch` kept while the connector is unreachable) in `otatui.engine.forwarding`.
 
-Timestamps: every report is stored with the session clock's time when it was made (a relayed
-device report: when the link delivered it), never earlier than the report before it, so the
-backlog reaches the cloud in order with non-decreasing original times.
+Reports and snapshots are written by `otatui.engine.recorder` (with their original times), the
+live acknowledgement by `otatui.engine.acknowledgement`.
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otatui.engine.acknowledgement import Acknowledgement
 from otatui.engine.events import (
     ConnectionChanged,
     EventBus,
     PhaseChanged,
-    ReportQueued,
     SessionError,
     manifest_event,
 )
@@ -40,12 +39,11 @@ from otatui.engine.forwarding import Forwarding
 from otatui.engine.gate import ApplyGate, ApplyMode
 from otatui.engine.jobs import Jobs
 from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump
+from otatui.engine.recorder import Recorder
 from otatui.engine.relay import DeviceStep, FromLink, QueueItem
 from otatui.links.link import Link
 from otatui.murano.channel import (
-    AuthError,
     Channel,
-    ChannelError,
     ChannelState,
     ResourceValue,
 )
@@ -56,10 +54,9 @@ from otatui.otau.manifest import Manifest, ManifestError, parse_manifest
 from otatui.otau.progress import ProgressPolicy
 from otatui.otau.snapshot import Phase
 from otatui.otau.status import StatusReport
-from otatui.store import FetchedManifest, PendingReport, Store, StoreError
+from otatui.store import FetchedManifest, Store, StoreError
 from otatui.transfer import ContentAuth, Downloader
 
-OTAU_IN = "otau_in"
 CONFIG_OTAU = "config_otau"
 TICK_S = 1.0
 CACHE_SOURCE = "cache"  # history source of a manifest taken from `otatui fetch`'s store
@@ -104,12 +101,9 @@ class Session:
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._work: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._ack_task: asyncio.Task[None] | None = None
         self._received: dict[str, str] = {}  # parsed raw -> the exact text received (for acks)
         self._offline_raw: str | None = None  # the fetched manifest being taken up offline
-        self._last_stamp = 0.0
         self.machine = self._restore_machine()
-        self._saved: dict[str, object] | None = None
         self.outbox = OutboxPump(
             name=self.name,
             store=store,
@@ -117,6 +111,17 @@ class Session:
             bus=bus,
             clock=clock,
             backlog_age=options.backlog_age,
+        )
+        self.recorder = Recorder(
+            name=self.name, store=store, bus=bus, clock=clock, recorded=self.outbox.wake
+        )
+        self.acknowledgement = Acknowledgement(
+            name=self.name,
+            channel=channel,
+            store=store,
+            bus=bus,
+            clock=clock,
+            connected=self.outbox.connected,
         )
         self.forwarding = Forwarding(
             name=self.name, store=store, clock=clock, offline_after=options.offline_after
@@ -135,7 +140,6 @@ class Session:
             clock=clock,
             pins=self.forwarding.pins,
         )
-        self.last_report: tuple[str, str, str] | None = None  # (version, status, message)
         self.offered: Manifest | None = None
 
     # -- life cycle --------------------------------------------------------------------------
@@ -171,10 +175,11 @@ class Session:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        pending = [t for t in (*self._tasks, *self._work.values(), self._ack_task) if t]
+        pending = [*self._tasks, *self._work.values()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self.acknowledgement.aclose()
         with contextlib.suppress(Exception):
             await self.channel.close()
 
@@ -199,6 +204,11 @@ class Session:
         """The version waiting for `apply()`, or None."""
         return self.gate.waiting
 
+    @property
+    def last_report(self) -> tuple[str, str, str] | None:
+        """(version, status, message) of the latest report made."""
+        return self.recorder.last_report
+
     # -- the actor -----------------------------------------------------------------------------
 
     async def _drive(self) -> None:
@@ -219,7 +229,7 @@ class Session:
             actions = self.machine.handle(event)
             if actions:
                 self._carry_out(actions, source, own_final)
-            elif self.machine.snapshot() != self._saved:  # e.g. a file finished: no report
+            elif self.machine.snapshot() != self.recorder.saved:  # a file finished: no report
                 self._record([], source)
             if self.machine.phase is not before:
                 current = self.machine.current
@@ -295,12 +305,6 @@ class Session:
         ):
             self._record([step.report], self.link.source, at=step.now)
 
-    def _stamp(self, at: float | None) -> float:
-        """The time to store: `at` (default now), never before the previous report's."""
-        stamp = max(self._clock() if at is None else at, self._last_stamp)
-        self._last_stamp = stamp
-        return stamp
-
     def _record(
         self,
         reports: list[StatusReport],
@@ -309,68 +313,17 @@ class Session:
         at: float | None = None,
         queued_ack: str | None = None,
     ) -> None:
-        """Reports and the machine's snapshot go to the store together (one transaction).
-
-        `source` labels them in the history: the channel's protocol for what otatui did itself
-        (an agent's install hook included: it runs on this machine), the link's name ("serial",
-        "lan") for what a bridged device reported or its link caused.
-        `queued_ack`: the acknowledgement of a manifest taken from `otatui fetch`'s store while
-        the connector is unreachable, queued in the outbox before the reports.
-        """
-        stamp = self._stamp(at)
-        pending = (
-            [
-                PendingReport(
-                    resource=CONFIG_OTAU,
-                    value=queued_ack,
-                    source=self.channel.protocol,
-                    note="acknowledgement (queued: the connector is unreachable)",
-                    produced_at=stamp,
-                )
-            ]
-            if queued_ack is not None
-            else []
+        """`source` labels the reports in the history: the channel's protocol for what otatui
+        did itself (an agent's install hook included: it runs on this machine), the link's name
+        ("serial", "lan") for what a bridged device reported or its link caused."""
+        self.recorder.record(
+            reports,
+            self.machine.snapshot(),
+            source=source,
+            protocol=self.channel.protocol,
+            at=at,
+            queued_ack=queued_ack,
         )
-        pending += [
-            PendingReport(
-                resource=OTAU_IN,
-                value=r.to_json(),
-                source=source,
-                version=r.version,
-                status=r.status.value,
-                produced_at=stamp,
-            )
-            for r in reports
-        ]
-        state = self.machine.snapshot()
-        snapshot = json.dumps(state, separators=(",", ":"))
-        try:
-            done = self.store.record_step(
-                device=self.name,
-                reports=pending,
-                snapshot=snapshot,
-                time=stamp,
-                fetched_ack=queued_ack,
-            )
-        except StoreError as exc:
-            self.bus.publish(SessionError(device=self.name, message=str(exc)))
-            return
-        self._saved = state
-        for report, enq in zip(reports, done[len(done) - len(reports) :], strict=True):
-            self.last_report = (report.version, report.status.value, report.message)
-            self.bus.publish(
-                ReportQueued(
-                    device=self.name,
-                    time=stamp,
-                    outbox_id=enq.outbox_id,
-                    version=report.version,
-                    status=report.status.value,
-                    message=report.message,
-                    source=source,
-                )
-            )
-        if done:
-            self.outbox.wake()
 
     def _store_safely(self, write: Callable[[], object]) -> None:
         try:
@@ -446,38 +399,7 @@ class Session:
         )
 
     def _acknowledge(self, raw: str) -> None:
-        """Echo the identical value back, retrying across reconnects; a newer ack replaces it."""
-        if self._ack_task is not None:
-            self._ack_task.cancel()
-        raw = self._received.get(raw, raw)
-        value = ResourceValue(alias=CONFIG_OTAU, raw=raw, source=self.channel.protocol)
-
-        async def ack() -> None:
-            delay = 0.5
-            while True:
-                try:
-                    await self.channel.acknowledge(value)
-                except AuthError:
-                    return
-                except ChannelError:
-                    await self.outbox.connected()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-                    continue
-                self._store_safely(
-                    lambda: self.store.add_history(
-                        device=self.name,
-                        direction="out",
-                        resource=CONFIG_OTAU,
-                        value=raw,
-                        source=self.channel.protocol,
-                        note="acknowledgement",
-                        delivered_at=self._clock(),
-                    )
-                )
-                return
-
-        self._ack_task = asyncio.create_task(ack(), name=f"{self.name}: ack")
+        self.acknowledgement.send(self._received.get(raw, raw))
 
     async def _tick(self) -> None:
         while True:
