@@ -95,6 +95,20 @@ async def run_headless(
             await printer.stop()
 
 
+async def run_interactive(root: Path, *, no_color: bool, pace: float = 2.0) -> int:
+    """Play the demo at a human pace under the TUI until the technician quits."""
+    from otatui.tui.launch import run_tui_async
+
+    async with demo_site(root, pace=pace, step_delay=0.4) as demo:
+        play = asyncio.create_task(demo.player.play(), name="demo script")
+        try:
+            return await run_tui_async(demo.config, no_color=no_color)
+        finally:
+            play.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await play
+
+
 def summary(outcomes: list[Outcome], devices: tuple[DemoDevice, ...] = DEVICES) -> list[str]:
     done = sum(o.ok for o in outcomes)
     lines = [f"otatui demo: {done} of {len(outcomes)} scripted updates ended as expected"]
