@@ -168,27 +168,27 @@ class Application:
         """Whether the device holds an authenticated MQTT connection now."""
         if self.kicker is not None and self.kicker.is_connected(identity):
             return True
-        return self.state.pushed_to(identity)
+        return self.state.presence.in_session(identity)
 
     # ----- presence -----------------------------------------------------------------------------
 
     def last_seen(self, identity: str) -> float | None:
         """When the device last authenticated (any HTTP request, an MQTT CONNECT) or activated,
         in the connector's clock (Unix seconds); None if not since this connector started."""
-        return self.state.last_seen(identity)
+        return self.state.presence.last_seen(identity)
 
     def seen_since(self, identity: str, since: float) -> bool:
         """Whether the device is connected over MQTT now or reached the connector at ``since``
         or later (HTTP has no connection to watch: a request is the sign of life)."""
         if self.is_connected(identity):
             return True
-        seen = self.state.last_seen(identity)
+        seen = self.state.presence.last_seen(identity)
         return seen is not None and seen >= since
 
     def presence_event(self, identity: str) -> asyncio.Event:
         """An event set at the device's next sign of life or MQTT connect/disconnect. Take it
         before checking :meth:`is_connected` / :meth:`seen_since`, then wait on it."""
-        return self.state.presence_event(identity)
+        return self.state.presence.event(identity)
 
     def change_event(self, identity: str) -> asyncio.Event:
         """An event set at the device's next write or app-side change. Take it before reading

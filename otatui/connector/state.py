@@ -17,12 +17,9 @@ never re-delivers an acknowledged value.
 Waiters (long polls) wake through a per-device :class:`asyncio.Event` that is replaced on every
 change; MQTT sessions register a push callback per identity.
 
-Presence (for the LAN bridge, which waits for an offline device to come to the local connector):
-every successful authentication (an HTTP request with the device's token, an MQTT CONNECT) and
-every activation records the device as *seen* at that time, and an MQTT session counts as
-*connected* while its push callback is registered. Changes of either set a separate per-identity
-presence event (:meth:`ConnectorState.presence_event`), never the change event: a long poll
-authenticates each time it wakes, and waking it for its own authentication would loop.
+Presence (for the LAN bridge, which waits for an offline device to come to the local connector)
+is kept in :class:`~otatui.connector.presence.Presence` (``state.presence``): authentications,
+activations and MQTT sessions (the ``pushing`` block) feed it.
 """
 
 from __future__ import annotations
@@ -38,6 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .presence import Presence
 
 PushCallback = Callable[["Resource"], None]
 
@@ -134,8 +133,7 @@ class ConnectorState:
         self._by_token: dict[str, Device] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._push: dict[str, list[PushCallback]] = {}
-        self._seen: dict[str, float] = {}
-        self._presence: dict[str, asyncio.Event] = {}
+        self.presence = Presence(clock)
         self._save_handle: asyncio.TimerHandle | None = None
         self._loading = False
         if data_dir is not None:
@@ -168,7 +166,7 @@ class ConnectorState:
             if device.token is not None:
                 self._by_token.pop(device.token, None)
             self._notify(device)
-            self._presence_changed(identity)
+            self.presence.changed(identity)
         self._changed_persistent()
 
     def reset_device(self, identity: str) -> None:
@@ -192,7 +190,7 @@ class ConnectorState:
             raise ProvisioningError(409, f"identity {identity!r} is already provisioned")
         self._set_token(device, new_token())
         self._changed_persistent()
-        self._mark_seen(identity)
+        self.presence.seen(identity)
         assert device.token is not None
         return device.token
 
@@ -201,7 +199,7 @@ class ConnectorState:
             return None
         device = self._by_token.get(token)
         if device is not None:
-            self._mark_seen(device.identity)
+            self.presence.seen(device.identity)
         return device
 
     def device(self, identity: str) -> Device:
@@ -322,7 +320,7 @@ class ConnectorState:
         An MQTT session holds this for as long as it is connected: it is the device's presence.
         """
         self._push.setdefault(identity, []).append(callback)
-        self._presence_changed(identity)
+        self.presence.session_opened(identity)
         try:
             yield
         finally:
@@ -331,33 +329,7 @@ class ConnectorState:
                 callbacks.remove(callback)
             if not callbacks:
                 self._push.pop(identity, None)
-            self._presence_changed(identity)
-
-    # ----- presence -----------------------------------------------------------------------------
-
-    def last_seen(self, identity: str) -> float | None:
-        """When the device last authenticated or activated (clock time), None if never."""
-        return self._seen.get(identity)
-
-    def pushed_to(self, identity: str) -> bool:
-        """Whether a session that receives pushed values (MQTT) is connected for ``identity``."""
-        return bool(self._push.get(identity))
-
-    def presence_event(self, identity: str) -> asyncio.Event:
-        """An event set when ``identity`` is next seen or its MQTT session comes or goes."""
-        event = self._presence.get(identity)
-        if event is None:
-            event = self._presence[identity] = asyncio.Event()
-        return event
-
-    def _mark_seen(self, identity: str) -> None:
-        self._seen[identity] = self.clock()
-        self._presence_changed(identity)
-
-    def _presence_changed(self, identity: str) -> None:
-        event = self._presence.pop(identity, None)
-        if event is not None:
-            event.set()
+            self.presence.session_closed(identity)
 
     # ----- persistence --------------------------------------------------------------------------
 
