@@ -149,6 +149,43 @@ def assert_delivered_once(db: Path, connector: Connector, device: str, identity:
         assert reader.count_pending(device) == 0, f"{device}: reports left in the outbox"
 
 
+def assert_none_lost(
+    db: Path, connector: Connector, device: str, identity: str, *, window: int = 10
+) -> list[str]:
+    """Every report of the history reached the connector, in order, and none is pending.
+
+    Returns the extra copies the connector got: a report whose confirmation was lost (the
+    connector had it, otatui was killed or cut off before it learnt so) is sent again. Each extra
+    must repeat one of the `window` reports delivered just before it.
+    """
+    history = sent_history(db, device)
+    received = [r.value for r in connector.reports(identity, "otau_in")]
+    matched, extras = 0, []
+    for value in received:
+        if matched < len(history) and value == history[matched]:
+            matched += 1
+            continue
+        recent = history[max(0, matched - window) : matched]
+        assert value in recent, f"{device}: {value} was never recorded, or arrived out of order"
+        extras.append(value)
+    assert matched == len(history), f"{device}: never delivered: {history[matched:]}"
+    with StoreReader.open_readonly(db) as reader:
+        assert reader.count_pending(device) == 0, f"{device}: reports left in the outbox"
+    return extras
+
+
+def work_results(db: Path, device: str, version: str) -> list[str]:
+    """How the work on `version` ended each time, from the store's history of sent reports:
+    INSTALL_SUCCESS or an error status (boot reports of INSTALLED_VERSION do not count)."""
+    ends = {"INSTALL_SUCCESS", "TEST_ERROR", "DOWNLOAD_ERROR", "INSTALL_ERROR", "INSTALL_ABORTED"}
+    out = []
+    for value in sent_history(db, device):
+        report = json.loads(value)
+        if report["version"] == version and report["status"] in ends:
+            out.append(report["status"])
+    return out
+
+
 async def stop_mqtt_listener(connector: Connector) -> int:
     """Close the MQTT listener and its connections (the port then refuses); returns the port.
 
