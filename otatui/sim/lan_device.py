@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,8 +45,7 @@ from otatui.murano.channel import (
 )
 from otatui.murano.device_api import device_api_client
 from otatui.murano.http import HttpChannel
-from otatui.murano.mqtt import MqttChannel, provision_mqtt
-from otatui.murano.provisioning import AlreadyProvisioned, activate
+from otatui.murano.mqtt import MqttChannel
 from otatui.otau import actions as act
 from otatui.otau import events as ev
 from otatui.otau.machine import UpdateMachine
@@ -55,6 +53,13 @@ from otatui.otau.manifest import parse_manifest
 from otatui.otau.progress import ProgressPolicy
 from otatui.otau.snapshot import Phase
 from otatui.otau.status import StatusReport
+from otatui.sim.activation import (
+    Activation,
+    ActivationRefused,
+    forget_token,
+    load_token,
+    save_token,
+)
 from otatui.sim.device_work import DeviceWork, write_atomic
 from otatui.store import Store
 from otatui.transfer import ContentAuth, Downloader
@@ -63,7 +68,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_OTAU = "config_otau"
 OTAU_IN = "otau_in"
-TOKEN_FILE = "token"  # noqa: S105 -- a file name, not a secret
 SNAPSHOT_FILE = "machine.json"
 TICK_S = 0.5
 _MAX_RETRY_S = 2.0
@@ -181,7 +185,7 @@ class LanDevice:
                         ) from None
                     log.info("%s: token refused; activating again", self.identity)
                     self._token = None
-                    (self.folder / TOKEN_FILE).unlink(missing_ok=True)
+                    forget_token(self.folder)
                     token = await self._credentials(client)
                     self._content_auth = ContentAuth(self.base_url, token)
         finally:
@@ -220,43 +224,21 @@ class LanDevice:
     # -- credentials and channel ----------------------------------------------------------------
 
     async def _credentials(self, client: httpx.AsyncClient) -> str:
+        self._token = self._token or load_token(self.folder)
         if self._token:
             return self._token
-        path = self.folder / TOKEN_FILE
-        if path.exists():
-            self._token = path.read_text(encoding="ascii").strip()
-            if self._token:
-                return self._token
-        delay = 0.1
-        while True:
-            try:
-                if self.protocol == "mqtt":
-                    assert self.mqtt_url is not None
-                    token = await provision_mqtt(
-                        self.mqtt_url,
-                        self.identity,
-                        ca_file=self.ca_file,
-                        insecure=True,
-                        timeout=self.activate_timeout,
-                    )
-                else:
-                    token = await activate(
-                        client, self.base_url, self.identity, timeout_s=self.activate_timeout
-                    )
-            except AlreadyProvisioned:
-                raise LanDeviceError(
-                    f"{self.identity} is already provisioned on {self.base_url} and this device"
-                    " kept no token: reset the identity on the connector"
-                ) from None
-            except ChannelError as exc:  # not reachable or not whitelisted (yet): try again
-                log.info("%s: activation: %s; trying again", self.identity, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_RETRY_S)
-                continue
-            self._token = token
-            _write_private(path, token)
-            log.info("%s: activated on %s", self.identity, self.base_url)
-            return token
+        mqtt_url = self.mqtt_url if self.protocol == "mqtt" else None
+        activation = Activation(
+            self.identity, self.base_url, mqtt_url, self.ca_file, self.activate_timeout
+        )
+        try:
+            token = await activation.activate(client)
+        except ActivationRefused as exc:
+            raise LanDeviceError(str(exc)) from None
+        self._token = token
+        save_token(self.folder, token)
+        log.info("%s: activated on %s", self.identity, self.base_url)
+        return token
 
     def _channel(self, client: httpx.AsyncClient, token: str) -> Channel:
         if self.protocol == "mqtt":
@@ -396,11 +378,3 @@ class LanDevice:
 
     def _save(self) -> None:
         write_atomic(self.folder / SNAPSHOT_FILE, json.dumps(self.machine.snapshot()))
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(text)
-    os.replace(tmp, path)
