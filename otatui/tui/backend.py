@@ -120,7 +120,8 @@ class Backend(Protocol):
         ...
 
     def apply(self, name: str) -> None:
-        """Let a bridge waiting for confirmation push and install. Raises BackendError."""
+        """Let an update waiting for confirmation (``apply = "confirm"``) be installed or pushed.
+        Raises BackendError (also when nothing waits)."""
         ...
 
     async def prefetch(self, names: Sequence[str] | None = None) -> list[DeviceFetch]:
@@ -209,10 +210,8 @@ class FleetBackend:
                 case "retry":
                     self.fleet.retry(name)
                 case "apply":
-                    apply = getattr(self.fleet, "apply", None)
-                    if apply is None:
-                        raise BackendError("this engine has no apply step: bridges push at once")
-                    apply(name)
+                    if not self.fleet.apply(name):
+                        raise BackendError(f"{name}: no update is waiting to be applied")
         except LookupError as exc:
             raise BackendError(self._redact(str(exc).strip("'\""))) from None
 

@@ -14,16 +14,15 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
-from otatui.engine import events as ev
 from otatui.engine.events import (
+    AwaitingApply,
     ConnectionChanged,
     Event,
     EventQueue,
     InstallOutput,
+    LinkChanged,
     PhaseChanged,
     ReportObserved,
     ReportQueued,
@@ -58,35 +57,11 @@ SENSOR_V = "3.0.2"
 
 
 def _link_changed(device: str, at: float, link: str, state: str, detail: str) -> Event:
-    cls = getattr(ev, "LinkChanged", None)
-    if cls is not None:
-        event: Event = cls(device=device, time=at, link=link, state=state, detail=detail)
-        return event
-    return _LinkChanged(device=device, time=at, link=link, state=state, detail=detail)
+    return LinkChanged(device=device, time=at, link=link, state=state, detail=detail)
 
 
 def _awaiting(device: str, at: float, version: str) -> Event:
-    cls = getattr(ev, "AwaitingApply", None)
-    if cls is not None:
-        event: Event = cls(device=device, time=at, version=version)
-        return event
-    return _AwaitingApply(device=device, time=at, version=version)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _LinkChanged(Event):
-    """Stand-in until the engine's own event is present."""
-
-    kind: ClassVar[str] = "link"
-    link: str
-    state: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _AwaitingApply(Event):
-    kind: ClassVar[str] = "awaiting_apply"
-    version: str
+    return AwaitingApply(device=device, time=at, version=version)
 
 
 DEVICES: tuple[DeviceInfo, ...] = (
@@ -492,6 +467,8 @@ class FrozenBackend:
         self._devices = list(devices)
         self._queue = EventQueue()
         self.calls: list[tuple[str, str]] = []
+        self.awaiting = {"sensor-1"}
+        """Devices whose update waits for the technician's apply."""
         self._outbox_seq = 5000
         self.history = sample_history(now)
         self._offered = {
@@ -568,8 +545,9 @@ class FrozenBackend:
 
     def apply(self, name: str) -> None:
         info = self._known(name)
-        if info.role != "bridge":
-            raise BackendError(f"{name} is not a bridge: it installs by itself")
+        if name not in self.awaiting:
+            raise BackendError(f"{name}: no update is waiting to be applied")
+        self.awaiting.discard(name)
         self.calls.append(("apply", name))
         self._report(name, SENSOR_V, Status.INSTALL, "applied by the technician")
         self.publish(

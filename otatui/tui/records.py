@@ -67,11 +67,10 @@ class DeviceInfo:
     protocol: str  # mqtt | http
     link: str | None = None  # bridge: "lan" or "serial:/dev/...?baud=..."
     installed_version: str | None = None
-    apply: str = "auto"  # "auto" | "confirm" (a bridge that waits for the technician)
+    apply: str = "auto"  # "auto" | "confirm" (the update waits for the technician's apply)
 
     @classmethod
     def from_config(cls, device: DeviceConfig) -> DeviceInfo:
-        apply = getattr(device, "apply", "auto")
         return cls(
             name=device.name,
             identity=device.identity,
@@ -79,7 +78,7 @@ class DeviceInfo:
             protocol=device.protocol,
             link=None if device.link is None else str(device.link),
             installed_version=device.installed_version,
-            apply=apply if isinstance(apply, str) else "auto",
+            apply=device.apply,
         )
 
     @property

@@ -32,7 +32,7 @@ def title_text(d: DeviceView, *, mono: bool = False) -> Text:
     out.append(f"{c.marker} {c.value}", style=cells.tone(cells.STATE_STYLES[c], mono))
     out.append(f"  {d.name}", style="bold")
     out.append(f"  identity {d.info.identity} · {d.info.role} · {d.info.route}")
-    if d.info.link:
+    if d.info.link and d.info.link != d.info.link_kind:
         out.append(f" ({d.info.link})")
     out.append(f"\ninstalled {d.installed_version or '?'}")
     if d.offered is not None:

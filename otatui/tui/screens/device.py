@@ -41,6 +41,7 @@ class DeviceScreen(StateScreen):
         super().__init__()
         self.device_name = name
         self._drawn: tuple[int, int] | None = None
+        self._awaiting: str | None = None
 
     def compose(self) -> ComposeResult:
         yield ota_header(f"Device {self.device_name}")
@@ -61,6 +62,9 @@ class DeviceScreen(StateScreen):
         key = (d.revision, int(now))
         if key == self._drawn:
             return
+        if self._awaiting != d.awaiting_apply:
+            self._awaiting = d.awaiting_apply
+            self.refresh_bindings()
         self._drawn = key
         local = self.backend.local_time
         mono = self.app.no_color
@@ -79,10 +83,10 @@ class DeviceScreen(StateScreen):
     # -- actions -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Apply is for bridges only (an agent installs by itself): hidden elsewhere."""
+        """Apply is offered only while an update waits for it (``apply = "confirm"``)."""
         if action == "apply":
             d = self.state.devices.get(self.device_name)
-            return d is not None and d.info.role == "bridge"
+            return d is not None and d.awaiting_apply is not None
         return True
 
     def action_back(self) -> None:
@@ -108,14 +112,19 @@ class DeviceScreen(StateScreen):
     def action_apply(self) -> None:
         d = self.state.devices[self.device_name]
         name = self.device_name
-        if d.info.role != "bridge":
-            self.notify(f"{name} is not a bridge: it installs by itself", severity="warning")
+        if d.awaiting_apply is None:
+            self.notify(f"{name}: no update is waiting to be applied", severity="warning")
             return
-        version = d.awaiting_apply or (d.offered.version if d.offered else None) or "the update"
+        if d.info.role == "bridge":
+            how = (
+                f"The files are pushed over {d.info.link or 'the link'} and installed on the "
+                "device. Keep it powered and connected until it reports INSTALLED_VERSION."
+            )
+        else:
+            how = "The install command runs on this machine with the downloaded files."
         self._confirm(
-            f"Flash {version} onto {name}?",
-            f"The files are pushed over {d.info.link or 'the link'} and installed on the "
-            "device. Keep it powered and connected until it reports INSTALLED_VERSION.",
+            f"Flash {d.awaiting_apply} onto {name}?",
+            how,
             "Apply",
             lambda: self.ota.command("apply", name),
         )
@@ -128,7 +137,9 @@ class DeviceScreen(StateScreen):
 
     def screen_commands(self) -> Iterable[ScreenCommand]:
         name = self.device_name
-        yield ScreenCommand(f"Apply on {name}", "Push and install (bridge)", self.action_apply)
+        yield ScreenCommand(
+            f"Apply on {name}", "Install the update waiting for you", self.action_apply
+        )
         yield ScreenCommand(f"Cancel {name}", "Abort the update (asks first)", self.action_cancel)
         yield ScreenCommand(f"Retry {name}", "Start the offered manifest again", self.action_retry)
         yield ScreenCommand(
