@@ -181,7 +181,9 @@ class LinkChanged(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AwaitingApply(Event):
     """The update is downloaded and checked; it waits for the technician to apply it
-    (`apply = "confirm"`): `Fleet.apply(device)` goes on, `Fleet.cancel(device)` aborts."""
+    (`apply = "confirm"`): `Fleet.apply(device)` goes on, `Fleet.cancel(device)` aborts. The
+    wait ends with the next `PhaseChanged` (installing, or idle after a cancel); after a restart
+    the update resumes and this event comes again."""
 
     kind: ClassVar[str] = "awaiting_apply"
     version: str
