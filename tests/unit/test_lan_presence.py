@@ -69,3 +69,35 @@ async def test_application_view_of_authentication_activation_and_sessions() -> N
         assert not changed.is_set()
     finally:
         await connector.stop()
+
+
+async def test_next_report_reads_every_report_once_in_order_however_fast() -> None:
+    connector = Connector(http_port=None, mqtt_port=None)
+    try:
+        connector.add_device("d")
+        token = connector.state.activate("d")
+        device = connector.state.authenticate(token)
+        assert device is not None
+        start = connector.report_count("d")
+        got: list[str] = []
+
+        async def reader() -> None:
+            index = start
+            while len(got) < 50:
+                report = await connector.next_report("d", index)
+                got.append(report.value)
+                index += 1
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0)
+        for i in range(25):  # two bursts, each written without yielding to the reader
+            connector.state.device_write(device, [("otau_in", str(i))], via="http")
+        await asyncio.sleep(0.01)
+        connector.state.device_record(
+            device, [("otau_in", 2e9 + i, str(i)) for i in range(25, 50)], via="http-record"
+        )
+        await asyncio.wait_for(task, 5)
+        assert got == [str(i) for i in range(50)]
+        assert connector.report_count("d") == start + 50
+    finally:
+        await connector.stop()
