@@ -50,8 +50,8 @@ class DataDirLock:
             os.close(fd)
             who = other or "another otatui process"
             raise DataDirBusy(
-                f"{who} is using the data dir {self.path.parent}; it sends the outbox itself"
-                f" (stop it first to run {self.holder})"
+                f"{who} is already using the data dir {self.path.parent} and sends its outbox"
+                f" itself; stop it before running {self.holder}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self.holder} (pid {os.getpid()})".encode(), 0)

@@ -150,7 +150,7 @@ async def test_sync_refuses_while_the_engine_runs(tmp_path: Path, connector: Con
     lines = err.decode().strip().splitlines()
     assert proc.returncode != 0 and out == b""
     assert len(lines) == 1 and "otatui run (pid " in lines[0], lines
-    assert "it sends the outbox itself" in lines[0]
+    assert "sends its outbox itself; stop it before running otatui sync" in lines[0]
     # Once the engine has stopped, sync runs (nothing to send here).
     proc = await asyncio.create_subprocess_exec(
         str(CLI),
