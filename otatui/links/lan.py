@@ -189,7 +189,9 @@ class LanLink:
                     try:
                         status = StatusReport.from_json(report.value)
                     except ValueError as exc:
-                        yield LinkStatus("connected", f"{identity} wrote an unreadable {exc}")
+                        yield LinkStatus(
+                            "connected", f"{identity} wrote an otau_in that is not a report: {exc}"
+                        )
                         continue
                     if status.version != version or (
                         status.status is Status.INSTALLED_VERSION and phase != "report"

@@ -157,6 +157,7 @@ async def test_push_offers_pinned_local_content_and_relays_every_report_once_in_
     assert device is not None
     await run.until(lambda e: isinstance(e, LinkStatus) and e.state == "connected")
     report(device, connector, "1.0.0", Status.INSTALLED_VERSION)  # boot report: not relayed
+    connector.state.device_write(device, [("otau_in", "garbage")], via="http")  # shown only
     connector.state.device_write(device, [("config_otau", text)], via="http")  # the ack
     flow = [
         (Status.INIT, "starting"),
@@ -178,6 +179,9 @@ async def test_push_offers_pinned_local_content_and_relays_every_report_once_in_
     assert states.index("transferring") < states.index("installing") < states.index("closed")
     assert any(
         isinstance(e, LinkStatus) and "INSTALLED_VERSION 1.0.0" in e.detail for e in run.seen
+    )
+    assert any(
+        isinstance(e, LinkStatus) and "otau_in that is not a report" in e.detail for e in run.seen
     )
     assert offered(connector) == text  # success: the offer stays
 
