@@ -1,64 +1,44 @@
-"""Benchmark: otatui's payload download vs ``curl -o`` on loopback, from a local nginx.
+"""Benchmark: otatui's payload download vs ``curl -o`` on loopback, from Debian's nginx.
 
-    .venv/bin/python bench/download.py [--size-mib 256] [--rounds 5] [--naive]
+    .venv/bin/python -m bench.download [--size-mib 1024] [--rounds 5] [--rss-sizes 64,4096]
+                                       [--httpx] [--naive]
 
-Serves one file of ``--size-mib`` random bytes from Debian's nginx (``apt-get install
-nginx-light``; started here on 127.0.0.1 with ``sendfile on``, stopped at the end) and fetches it,
-alternating, with:
+Serves a file of ``--size-mib`` from nginx on 127.0.0.1 (``sendfile on``; nginx-light is
+installed with apt-get when missing) and fetches it, alternating the order every round, with:
 
-- ``curl -o FILE``   the peer: same bytes to disk, no hashing;
+- ``curl -o FILE``      the peer: the same bytes to disk, no hashing;
 - ``curl -o /dev/null`` the loopback limit without any disk;
-- ``otatui``         :class:`otatui.transfer.Downloader` in a fresh process with an empty cache,
-                     sha256-pinned item (verified), written to the cache, fsynced;
-- ``naive``          (with ``--naive``) httpx streaming with hash + write in the event loop.
+- ``otatui``            :class:`otatui.transfer.Downloader` in a fresh process with an empty
+                        cache: sha256-pinned item (verified), written to the cache, fsynced;
+- ``otatui httpx``      (``--httpx``) the same with ``raw=False``: bodies through httpx;
+- ``naive httpx``       (``--naive``) httpx streaming with hash + write in the event loop.
 
-Each transfer's time is read from nginx's access log (``$request_time``: first request byte to
-the last response byte sent), so process start-up does not count. The wall time of each client
-process and its peak RSS (``ru_maxrss`` of the child) are printed too. Medians of ``--rounds``.
-Not part of ``make test``.
+Each transfer's time is nginx's ``$request_time`` (first request byte to last response byte
+sent), so process start-up does not count; medians of ``--rounds``. Peak RSS is the client's
+``ru_maxrss``. ``--rss-sizes`` downloads other sizes once with otatui alone, to show that the
+peak RSS does not depend on the file size (a size is skipped when the disk lacks room for the
+file twice over plus 1 GiB). Not part of ``make test``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from bench.nginx import Nginx, ensure_tools
 
 MiB = 1 << 20
-
-NGINX_CONF = """
-worker_processes 1;
-user root root;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    log_format timing '$request_uri $status $body_bytes_sent $request_time';
-    access_log {tmp}/access.log timing;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {tmp}/tmp;
-    proxy_temp_path {tmp}/tmp;
-    fastcgi_temp_path {tmp}/tmp;
-    uwsgi_temp_path {tmp}/tmp;
-    scgi_temp_path {tmp}/tmp;
-    types {{ application/octet-stream bin; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {tmp}/www;
-    }}
-}}
-"""
+GiB = 1 << 30
 
 CHILD_OTATUI = """
 import asyncio, resource, sys, time
@@ -69,12 +49,12 @@ from otatui.store import Store
 from otatui.transfer import Downloader
 
 async def main() -> None:
-    url, sha, cache = sys.argv[1:4]
+    url, sha, cache, raw = sys.argv[1:5]
     store = Store.open(Path(cache) / "otatui.db")
     async with httpx.AsyncClient(timeout=60) as client:
-        async with Downloader(client, store, Path(cache) / "cache") as d:
+        async with Downloader(client, store, Path(cache) / "cache", raw=raw == "raw") as d:
             got = await d.fetch(parse_payload_item(f"{url}#sha256={sha}"))
-    assert got.sha256 == sha
+    assert got.sha256 == sha, "digest mismatch"
     store.close()
 
 t0 = time.perf_counter()
@@ -110,142 +90,203 @@ class Side:
     wall_s: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
 
+    def summary(self, size_mib: int) -> dict[str, Any]:
+        median = statistics.median(self.server_s)
+        return {
+            "server_s": self.server_s,
+            "wall_s": self.wall_s,
+            "rss_kib": self.rss_kib,
+            "median_s": median,
+            "mib_per_s": size_mib / median,
+            "peak_rss_mib": max(self.rss_kib) / 1024,
+        }
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
+def make_payload(path: Path, size_mib: int) -> str:
+    """A file of ``size_mib`` MiB (a 16 MiB random block repeated) and its sha256."""
+    import hashlib
 
-def request_time(log: Path, tag: str) -> float:
-    for _ in range(100):
-        for line in log.read_text().splitlines():
-            uri, status, _sent, seconds = line.split()
-            if uri.endswith(f"r={tag}"):
-                if status != "200":
-                    raise SystemExit(f"nginx answered {status} for {uri}")
-                return float(seconds)
-        time.sleep(0.02)
-    raise SystemExit(f"no access-log line for {tag}")
+    block = os.urandom(16 * MiB)
+    digest = hashlib.sha256()
+    left = size_mib * MiB
+    with open(path, "wb") as f:
+        while left:
+            piece = block[: min(left, len(block))]
+            f.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+    return digest.hexdigest()
 
 
 def run_child(argv: list[str]) -> tuple[float, int]:
-    """Run a client; its wall time and peak RSS (KiB)."""
+    """Run a Python client; its wall time and peak RSS (KiB, printed by itself)."""
     t0 = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed: {out.stderr.strip()[-400:]}")
+        raise SystemExit(f"client failed: {out.stderr.strip()[-400:]}")
     parts = out.stdout.split()
-    rss = int(parts[1]) if len(parts) >= 2 else 0
-    return wall, rss
+    return wall, int(parts[1]) if len(parts) >= 2 else 0
 
 
-def curl_rss(argv: list[str]) -> tuple[float, int]:
-    """curl through /usr/bin/time-like accounting: wait4 gives the child's rusage."""
+def run_curl(argv: list[str]) -> tuple[float, int]:
+    """Run curl; its wall time and peak RSS from wait4's rusage."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr is not None else ""
     if proc.stderr is not None:
-        err = proc.stderr.read().decode(errors="replace")
         proc.stderr.close()
     if proc.returncode != 0:
         raise SystemExit(f"curl failed: {err.strip()[-400:]}")
     return wall, usage.ru_maxrss
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--naive", action="store_true", help="also time a naive httpx loop")
-    args = parser.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    curl = shutil.which("curl")
-    if not Path(nginx).exists() or curl is None:
-        raise SystemExit("needs nginx (apt-get install nginx-light) and curl")
+class Fetcher:
+    """Runs one client of a side against nginx and records its figures."""
 
-    with tempfile.TemporaryDirectory(prefix="otatui-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "www").mkdir()
-        (tmp / "tmp").mkdir()
-        data_file = tmp / "www" / "payload.bin"
-        digest = hashlib.sha256()
-        with open(data_file, "wb") as f:
-            for _ in range(args.size_mib):
-                block = os.urandom(MiB)
-                digest.update(block)
-                f.write(block)
-        sha = digest.hexdigest()
-        port = free_port()
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
-        server = subprocess.Popen(
-            [nginx, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    def __init__(self, server: Nginx, curl: str, work: Path) -> None:
+        self.server, self.curl, self.work = server, curl, work
+        self.count = 0
+
+    def fetch(self, side: Side, name: str, sha: str) -> None:
+        self.count += 1
+        tag = f"{self.count}"
+        target = f"{self.server.url(name)}?r={tag}"
+        out = self.work / f"out-{tag}"
+        out.mkdir()
         try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            if side.name == "curl -o FILE":
+                wall, rss = run_curl([self.curl, "-s", "-o", str(out / "f"), target])
+            elif side.name == "curl -o /dev/null":
+                wall, rss = run_curl([self.curl, "-s", "-o", "/dev/null", target])
+            elif side.name.startswith("otatui"):
+                raw = "httpx" if side.name == "otatui httpx" else "raw"
+                wall, rss = run_child(
+                    [sys.executable, "-c", CHILD_OTATUI, target, sha, str(out), raw]
+                )
             else:
-                raise SystemExit("nginx did not start")
-            url = f"http://127.0.0.1:{port}/payload.bin"
-            log = tmp / "access.log"
-            sides = [Side("curl -o FILE"), Side("curl -o /dev/null"), Side("otatui")]
-            if args.naive:
-                sides.append(Side("naive httpx"))
-            # warm-up: file into the page cache, interpreters' bytecode compiled
-            subprocess.run([curl, "-s", "-o", "/dev/null", f"{url}?r=warm"], check=True)
-            for rnd in range(args.rounds):
+                wall, rss = run_child(
+                    [sys.executable, "-c", CHILD_NAIVE, target, sha, str(out / "f")]
+                )
+            side.server_s.append(self.server.request_time(tag))
+            side.wall_s.append(wall)
+            side.rss_kib.append(rss)
+        finally:
+            shutil.rmtree(out)
+
+
+def room_for(directory: Path, size_mib: int) -> bool:
+    """Room for the served file and one downloaded copy, plus 1 GiB to spare."""
+    return shutil.disk_usage(directory).free >= 2 * size_mib * MiB + GiB
+
+
+def run(
+    size_mib: int = 1024,
+    rounds: int = 5,
+    rss_sizes: Sequence[int] = (64, 4096),
+    *,
+    httpx_side: bool = False,
+    naive: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
+    nginx, curl = ensure_tools()
+    result: dict[str, Any] = {"size_mib": size_mib, "rounds": rounds, "nginx": nginx}
+    with tempfile.TemporaryDirectory(prefix="otatui-bench-dl-") as tmp_name:
+        tmp = Path(tmp_name)
+        www = tmp / "www"
+        www.mkdir()
+        if not room_for(tmp, size_mib):
+            raise SystemExit(f"not enough disk space in {tmp} for {size_mib} MiB twice over")
+        log(f"download: writing a {size_mib} MiB payload ...")
+        sha = make_payload(www / "payload.bin", size_mib)
+        sides = [Side("curl -o FILE"), Side("curl -o /dev/null"), Side("otatui")]
+        if httpx_side:
+            sides.append(Side("otatui httpx"))
+        if naive:
+            sides.append(Side("naive httpx"))
+        with Nginx(www, nginx) as server:
+            fetcher = Fetcher(server, curl, tmp)
+            subprocess.run(  # warm-up: the file into the page cache
+                [curl, "-s", "-o", "/dev/null", server.url("payload.bin") + "?r=warm"], check=True
+            )
+            for rnd in range(rounds):
                 order = sides if rnd % 2 == 0 else list(reversed(sides))
                 for side in order:
-                    tag = f"{side.name.split()[0]}-{len(side.server_s)}-{rnd}-{id(side)}"
-                    target = f"{url}?r={tag}"
-                    out_dir = tmp / f"out-{tag}"
-                    out_dir.mkdir()
-                    if side.name == "curl -o FILE":
-                        wall, rss = curl_rss([curl, "-s", "-o", str(out_dir / "f"), target])
-                    elif side.name == "curl -o /dev/null":
-                        wall, rss = curl_rss([curl, "-s", "-o", "/dev/null", target])
-                    elif side.name == "otatui":
-                        wall, rss = run_child(
-                            [sys.executable, "-c", CHILD_OTATUI, target, sha, str(out_dir)]
-                        )
-                    else:
-                        wall, rss = run_child(
-                            [sys.executable, "-c", CHILD_NAIVE, target, sha, str(out_dir / "f")]
-                        )
-                    side.server_s.append(request_time(log, tag))
-                    side.wall_s.append(wall)
-                    side.rss_kib.append(rss)
-                    shutil.rmtree(out_dir)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+                    fetcher.fetch(side, "payload.bin", sha)
+                log(
+                    f"download: round {rnd + 1}/{rounds}: "
+                    + ", ".join(f"{s.name} {s.server_s[-1]:.3f} s" for s in sides)
+                )
+            result["sides"] = {side.name: side.summary(size_mib) for side in sides}
+            peer = result["sides"]["curl -o FILE"]["median_s"]
+            limit = result["sides"]["curl -o /dev/null"]["median_s"]
+            ours = result["sides"]["otatui"]["median_s"]
+            result["ratio_vs_curl_o"] = peer / ours
+            result["ratio_vs_devnull"] = limit / ours
+            rss: dict[str, Any] = {str(size_mib): result["sides"]["otatui"]["peak_rss_mib"]}
+            notes: list[str] = []
+            (www / "payload.bin").unlink()
+            for extra in rss_sizes:
+                if extra == size_mib:
+                    continue
+                if not room_for(tmp, extra):
+                    free = shutil.disk_usage(tmp).free / GiB
+                    notes.append(f"{extra} MiB skipped: {free:.1f} GiB free in {tmp}")
+                    rss[str(extra)] = None
+                    continue
+                log(f"download: {extra} MiB once with otatui, for its peak RSS ...")
+                name = f"payload-{extra}.bin"
+                extra_sha = make_payload(www / name, extra)
+                subprocess.run(
+                    [curl, "-s", "-o", "/dev/null", server.url(name) + "?r=warm2"], check=True
+                )
+                side = Side("otatui")
+                fetcher.fetch(side, name, extra_sha)
+                rss[str(extra)] = side.rss_kib[0] / 1024
+                result.setdefault("other_sizes", {})[str(extra)] = side.summary(extra)
+                (www / name).unlink()
+            result["peak_rss_mib_by_size"] = rss
+            result["notes"] = notes
+    return result
 
-    print(f"payload {args.size_mib} MiB, {args.rounds} rounds, nginx {nginx} on 127.0.0.1")
+
+def print_result(result: dict[str, Any]) -> None:
+    size = result["size_mib"]
+    print(f"payload {size} MiB, {result['rounds']} rounds, {result['nginx']} on 127.0.0.1")
     print(
-        f"{'client':<20}{'server MiB/s':>14}{'ratio':>8}{'wall MiB/s':>12}"
+        f"{'client':<20}{'MiB/s':>8}{'median s':>10}{'vs curl -o':>12}"
         f"{'peak RSS MiB':>14}  server times (s)"
     )
-    peer = statistics.median(sides[0].server_s)
-    for side in sides:
-        med = statistics.median(side.server_s)
-        wall = statistics.median(side.wall_s)
-        rss = max(side.rss_kib) / 1024
-        times = " ".join(f"{t:.3f}" for t in side.server_s)
+    peer = result["sides"]["curl -o FILE"]["median_s"]
+    for name, side in result["sides"].items():
+        times = " ".join(f"{t:.3f}" for t in side["server_s"])
         print(
-            f"{side.name:<20}{args.size_mib / med:>14.0f}{peer / med:>8.2f}"
-            f"{args.size_mib / wall:>12.0f}{rss:>14.1f}  {times}"
+            f"{name:<20}{side['mib_per_s']:>8.0f}{side['median_s']:>10.3f}"
+            f"{peer / side['median_s']:>12.2f}{side['peak_rss_mib']:>14.1f}  {times}"
         )
-    print("ratio = median server time of curl -o FILE / median server time of the client")
+    sizes = ", ".join(
+        f"{k} MiB: " + ("skipped" if v is None else f"{v:.1f} MiB")
+        for k, v in sorted(result["peak_rss_mib_by_size"].items(), key=lambda kv: int(kv[0]))
+    )
+    print(f"otatui peak RSS by file size: {sizes}")
+    for note in result["notes"]:
+        print(f"note: {note}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rss-sizes", default="64,4096", help="comma-separated MiB, or ''")
+    parser.add_argument("--httpx", action="store_true", help="also time otatui with raw=False")
+    parser.add_argument("--naive", action="store_true", help="also time a naive httpx loop")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.rss_sizes.split(",") if s.strip()]
+    result = run(args.size_mib, args.rounds, sizes, httpx_side=args.httpx, naive=args.naive)
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmarks of otatui (not part of make test): python -m bench."""
