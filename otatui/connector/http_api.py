@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from .content import Content, ContentStore
 from .faults import Faults
-from .http_server import Exchange, FileBody, Request, Response
+from .http_server import ClientGone, Exchange, FileBody, Request, Response
 from .state import ConnectorState, Device, ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,8 @@ class DeviceHttpApi:
         if request.method == "POST" and request.body:
             writes = form_decode(request.body.decode("utf-8", "surrogateescape"))
             self.state.device_write(device, writes, via="http")
+            if self.faults.take_unconfirmed():
+                raise ClientGone("fault: write stored, connection cut before the answer")
         aliases = [alias for alias, _ in form_decode(request.query)]
         if not aliases:
             return Response(204) if request.method == "POST" else Response.text(400, "no alias\n")
@@ -207,6 +209,8 @@ class DeviceHttpApi:
         if not points:
             return Response.text(400, "nothing to record\n")
         self.state.device_record(device, points, via="http-record")
+        if self.faults.take_unconfirmed():
+            raise ClientGone("fault: record stored, connection cut before the answer")
         return Response(204)
 
     # ----- content ------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mqtt_codec as codec
+from .faults import Faults
 from .http_server import close_gracefully
 from .state import ConnectorState, Device, ProvisioningError, Resource
 
@@ -106,9 +107,12 @@ class BatchRejection:
 class MqttBroker:
     """``asyncio.start_server`` callback serving Murano MQTT semantics on ``state``."""
 
-    def __init__(self, state: ConnectorState, *, max_packet: int = MAX_PACKET) -> None:
+    def __init__(
+        self, state: ConnectorState, *, max_packet: int = MAX_PACKET, faults: Faults | None = None
+    ) -> None:
         self.state = state
         self.max_packet = max_packet
+        self.faults = faults if faults is not None else Faults()  # only unconfirmed_writes
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.rejected: list[BatchRejection] = []  # malformed batches, for tests and the demo
@@ -250,6 +254,8 @@ class MqttBroker:
             self._batch(device, publish.payload)
         else:
             log.debug("ignoring a publish on %r from %s", topic, device.identity)
+        if publish.qos == 1 and self.faults.take_unconfirmed():
+            raise _Close("fault: publish stored, connection cut before the PUBACK")
         if publish.qos == 1:
             assert publish.packet_id is not None
             session.send(codec.encode_puback(publish.packet_id))

@@ -19,6 +19,7 @@ import pytest
 from engine_helpers import statuses, wait_status
 from fault_helpers import (
     assert_delivered_once,
+    assert_none_lost,
     booted_agent,
     eventually,
     final_statuses,
@@ -187,3 +188,28 @@ async def test_install_hook_hanging_times_out_and_crashing_is_an_install_error(
     for version in ("6.0.0-hang", "6.1.0-crash"):
         assert final_statuses(connector, "a0001", version) == ["INSTALL_ERROR"]
     assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", "a0001")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/outbox (ENG): a report the connector stored but whose confirmation was lost "
+    "(connection cut before the 204 / PUBACK, or otatui killed) is sent again as a new "
+    "server-stamped write, so the connector's history holds it twice; an in-doubt report should "
+    "be re-sent as a record with its original timestamp (idempotent for a time series) and the "
+    "local connector should treat an identical (alias, timestamp, value) point as the same one",
+)
+@pytest.mark.parametrize("protocol", ["mqtt", "http"])
+async def test_a_report_whose_confirmation_is_lost_is_recorded_once(
+    tmp_path: Path, connector: Connector, protocol: str
+) -> None:
+    identity = "a0001" if protocol == "mqtt" else "a0002"
+    connector.mqtt.faults = connector.faults  # the connector does not hand them to the broker
+    async with booted_agent(tmp_path, connector, identity, protocol):
+        connector.faults.lose_confirmations(1)
+        offer = {"version": "9.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
+        connector.set_config_otau(identity, offer)
+        await wait_status(connector, identity, "9.0.0", OK, timeout=20)
+        await asyncio.sleep(0.5)
+    assert connector.faults.unconfirmed_writes == 0  # the fault did fire
+    db = tmp_path / "data" / "otatui.db"
+    assert assert_none_lost(db, connector, "gw", identity) == []
