@@ -27,6 +27,7 @@ from otatui.engine.events import (
     EventBus,
     InstallOutput,
     LinkChanged,
+    SessionError,
     TransferFinished,
     TransferProgress,
 )
@@ -46,6 +47,7 @@ from otatui.otau import events as ev
 from otatui.otau.manifest import Manifest
 from otatui.otau.payload import PayloadItem
 from otatui.otau.status import StatusReport
+from otatui.store import StoreError
 from otatui.transfer import CachedFile, ContentAuth, Downloader, DownloadError, materialize
 
 MIN_FREE_BYTES = 16 * 1024 * 1024
@@ -181,7 +183,12 @@ class Jobs:
     def _items(self, manifest: Manifest) -> list[PayloadItem]:
         """The manifest's payload items; an unpinned one that `otatui fetch` verified for this
         very manifest is pinned to that file, so it is used from the cache however old."""
-        pins = self._pins(manifest) if self._pins is not None else {}
+        pins: Mapping[int, str] = {}
+        if self._pins is not None:
+            try:
+                pins = self._pins(manifest)
+            except StoreError as exc:
+                self.bus.publish(SessionError(device=self.name, message=str(exc)))
         return [
             dataclasses.replace(item, sha256=pins[i]) if not item.pinned and i in pins else item
             for i, item in enumerate(manifest.items)
@@ -217,6 +224,12 @@ class Jobs:
             except asyncio.CancelledError:
                 self._end_push(meter, Finished(False, "cancelled"))
                 raise
+            except Exception as exc:  # a link must not raise; if one does, say so, never hang
+                if not finished:
+                    finished = True
+                    message = f"the {self.link.source} link failed: {exc}"
+                    self._end_push(meter, Finished(False, message))
+                    self._finished(False, message, job)
             finally:
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
             if not finished:

@@ -309,3 +309,34 @@ async def test_history_marks_what_has_not_reached_the_cloud(
     assert values == [
         json.dumps(r, separators=(",", ":")) for r in iter_reports(connector, "a0001")
     ]
+
+
+class BrokenLink:
+    """A link with a bug: it raises instead of ending with `Finished`."""
+
+    source = "serial"
+
+    async def install(self, request: InstallRequest) -> AsyncGenerator[InstallEvent, None]:
+        yield Pushed("sensor.bin", 0, 1, 1, 10)
+        raise RuntimeError("port vanished")
+
+
+async def test_a_link_that_raises_ends_in_install_error_not_a_hang(
+    tmp_path: Path, connector: Connector
+) -> None:
+    connector.add_content("sensor.bin", b"sensor firmware")
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    config = load_config(bridge_config(tmp_path, connector))
+    async with Fleet(
+        config, bus=bus, link_factory=lambda d: BrokenLink(), request_timeout_ms=5_000
+    ) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        connector.set_config_otau("a0001", manifest("2.7.0"))
+        await wait_status(connector, "a0001", "2.7.0", "INSTALL_ERROR")
+    error = [r for r in iter_reports(connector, "a0001") if r["status"] == "INSTALL_ERROR"]
+    assert error[0]["message"] == "the serial link failed: port vanished"
+    failed = [e for e in seen if isinstance(e, TransferFinished) and e.direction == "push"]
+    assert len(failed) == 1 and not failed[0].ok
