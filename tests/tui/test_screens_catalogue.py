@@ -28,7 +28,7 @@ from otatui.engine.export import FIELDS
 from otatui.tui.app import OtaApp
 from otatui.tui.backend import BackendError, ContentEntry, FleetBackend
 from otatui.tui.frozen import FrozenBackend
-from otatui.tui.screens.history import HistoryScreen
+from otatui.tui.screens.history import APPEND_BATCH, HistoryScreen
 from otatui.tui.screens.manifests import ManifestsScreen
 from otatui.tui.screens.transfers import TransfersScreen
 from otatui.tui.snapshot_app import snapshot_app
@@ -307,6 +307,33 @@ async def test_history_appends_and_marks_sent_without_rebuilding() -> None:
         await pilot.pause(0.3)
         assert table_rows(screen, "#history-table")[-1][5] == "sent"
         assert screen.table.row_count == before + 1
+
+
+async def test_history_flood_is_appended_in_batches() -> None:
+    app, backend = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_mode(pilot, "4")
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        before = screen.table.row_count
+        for i in range(APPEND_BATCH + 100):
+            backend.publish(
+                ReportQueued(
+                    device="pump-7",
+                    time=backend.now() + i,
+                    outbox_id=20_000 + i,
+                    version="2.1.0",
+                    status="DOWNLOAD_STEP",
+                    message=f"step {i}",
+                    source="mqtt",
+                )
+            )
+        app.drain()
+        assert screen.table.row_count == before + APPEND_BATCH  # the rest follows shortly
+        await pilot.pause(0.3)
+        assert screen.table.row_count == before + APPEND_BATCH + 100
+        assert table_rows(screen, "#history-table")[-1][7] == f"step {APPEND_BATCH + 99}"
+        assert screen.table.cursor_row == screen.table.row_count - 1
 
 
 async def test_export_history_from_the_frozen_app(tmp_path: Path) -> None:

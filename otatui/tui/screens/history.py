@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from otatui.tui.backend import BackendError
@@ -53,6 +54,9 @@ EXPORT_FORMATS: dict[ExportFormat, FileFormat] = {
 }
 DEFAULT_EXPORT = "otatui-history.csv"
 MESSAGE_CHARS = 200
+APPEND_BATCH = 250
+"""Rows appended per redraw (a `DataTable` row costs about half a millisecond to add)."""
+APPEND_DELAY_S = 0.05
 
 
 def status_cell(e: HistoryEntry) -> Text:
@@ -123,7 +127,9 @@ class HistoryScreen(StateScreen):
         self.filter = HistoryFilter()
         self.message = ""
         self.exporting = False
-        self._rows: deque[tuple[str, HistoryEntry]] = deque()
+        self._rows: dict[str, HistoryEntry] = {}
+        self._backlog: deque[HistoryEntry] = deque()
+        self._append_timer: Timer | None = None
         self._unsent: dict[str, HistoryEntry] = {}
         self._last: HistoryEntry | None = None
         self._seq = 0
@@ -162,8 +168,10 @@ class HistoryScreen(StateScreen):
 
     @property
     def limit(self) -> int:
-        """Rows kept in the table: as many as the state remembers."""
-        return self.state.history.maxlen or len(self.state.history) or 1
+        """Rows the table may hold before it is refilled from the state (which keeps the
+        newest `maxlen`): twice what the state keeps, so trimming is rare and never per row
+        (removing one row of a `DataTable` costs as much as the whole table)."""
+        return 2 * (self.state.history.maxlen or 5000)
 
     def rebuild(self) -> None:
         """Refill the table from the state's history (on mount and when the filter changes)."""
@@ -171,6 +179,10 @@ class HistoryScreen(StateScreen):
         table.clear()
         self._rows.clear()
         self._unsent.clear()
+        self._backlog.clear()
+        if self._append_timer is not None:
+            self._append_timer.stop()
+            self._append_timer = None
         history = self.state.history
         for e in history:
             if self.filter.matches(e):
@@ -185,7 +197,7 @@ class HistoryScreen(StateScreen):
         self._seq += 1
         key = str(self._seq)
         self.table.add_row(*row_cells(e, self._clock), key=key)
-        self._rows.append((key, e))
+        self._rows[key] = e
         if e.cloud == NOT_SENT:
             self._unsent[key] = e
 
@@ -204,7 +216,7 @@ class HistoryScreen(StateScreen):
         return None
 
     def refresh_state(self) -> None:
-        """Append what is new, mark delivered reports sent; never a rebuild for an event."""
+        """Queue what is new, mark delivered reports sent; never a rebuild for an event."""
         if self.state.history_version == self._drawn_history:
             return
         self._drawn_history = self.state.history_version
@@ -212,21 +224,34 @@ class HistoryScreen(StateScreen):
         if new is None:
             self.rebuild()
             return
-        table = self.table
-        follow = table.row_count == 0 or table.cursor_row >= table.row_count - 1
         if self._mark_sent():
             return  # rebuilt: an "unsent only" filter dropped the delivered rows
-        for e in new:
-            if self.filter.matches(e):
-                self._add(e)
         if new:
             self._last = new[-1]
-        while len(self._rows) > self.limit:
-            key, _ = self._rows.popleft()
-            table.remove_row(key)
-            self._unsent.pop(key, None)
-        if follow and new and table.row_count:
+            self._backlog.extend(e for e in new if self.filter.matches(e))
+        self._append_some()
+
+    def _append_some(self) -> None:
+        """Append at most `APPEND_BATCH` waiting entries; the rest follow on a short timer, so
+        a flood of events never holds up a key press. A backlog longer than what the state
+        keeps is dropped for a refill from the state."""
+        self._append_timer = None
+        if len(self._backlog) > (self.state.history.maxlen or self.limit):
+            self.rebuild()
+            return
+        table = self.table
+        follow = table.row_count == 0 or table.cursor_row >= table.row_count - 1
+        added = 0
+        while self._backlog and added < APPEND_BATCH:
+            self._add(self._backlog.popleft())
+            added += 1
+        if len(self._rows) > self.limit:
+            self.rebuild()
+            return
+        if follow and added and table.row_count:
             table.move_cursor(row=table.row_count - 1)
+        if self._backlog:
+            self._append_timer = self.set_timer(APPEND_DELAY_S, self._append_some)
         self._update_bar()
 
     def _mark_sent(self) -> bool:
@@ -243,9 +268,7 @@ class HistoryScreen(StateScreen):
         return False
 
     def _update_bar(self) -> None:
-        shown = self.table.row_count
-        total = len(self.state.history)
-        text = f"{shown}/{total} entries · filter: {self.filter.describe()}"
+        text = f"{self.table.row_count} entries · filter: {self.filter.describe()}"
         if self.message:
             text = f"{self.message} · {text}"
         self.query_one("#history-bar", Static).update(Text(text))
@@ -335,7 +358,7 @@ class HistoryScreen(StateScreen):
             return None
         row = min(max(table.cursor_row, 0), table.row_count - 1)
         key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
-        return next((e for k, e in self._rows if k == key), None)
+        return self._rows.get(str(key))
 
     def action_open_device(self) -> None:
         e = self.selected_entry()
