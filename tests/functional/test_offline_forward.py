@@ -169,3 +169,89 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
         assert acks and abs(acks[0].timestamp - backlog[1].produced_at) < 0.001
     finally:
         await back.stop()
+
+
+async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
+    tmp_path: Path,
+) -> None:
+    """Same as above but over HTTP and with ONE engine run: offline work, then the connector
+    comes back while the engine runs; the outbox drains with no command, the manifest is not
+    worked again."""
+    state = tmp_path / "connector"
+    connector = Connector(devices=list(TOKENS.items()), data_dir=state)
+    await connector.start()
+    try:
+        connector.add_content("sensor.bin", b"sensor firmware " * 500)
+        connector.set_config_otau("a0001", MANIFEST)
+        device = {
+            "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"],
+            "protocol": "http", "role": "bridge", "installed_version": "1.0.0",
+            "link": "serial:/dev/ttyUSB0",
+        }  # fmt: skip
+        config = load_config(
+            write_config(
+                tmp_path / "site.toml",
+                connector,
+                [device],
+                data_dir=tmp_path / "data",
+                cache_dir=tmp_path / "cache",
+            )
+        )
+        store = Store.open(config.locations.db_path)
+        try:
+            assert (await Prefetch(config, store).run())[0].ok
+        finally:
+            store.close()
+        ports = connector.ports["mqtt"], connector.ports["http"]
+    finally:
+        await connector.stop()
+
+    link = ScriptedLink(device_flow)
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    async with Fleet(
+        config,
+        bus=bus,
+        link_factory=lambda d: link,
+        request_timeout_ms=2_000,
+        backlog_age=0.5,
+        offline_after=0.3,
+    ) as fleet:
+        fleet.start()
+        await wait_for(
+            lambda: any(
+                isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
+            )
+        )
+        with Store.open_readonly(config.locations.db_path) as reader:
+            waiting = reader.count_pending("sensor-1")
+        assert waiting > 10
+        await asyncio.sleep(0.6)  # older than backlog_age: sent as a timestamped backlog
+        back = Connector(
+            devices=list(TOKENS.items()), data_dir=state, mqtt_port=ports[0], http_port=ports[1]
+        )
+        await back.start()
+        try:
+            await wait_for(
+                lambda: (
+                    len([r for r in back.reports("a0001") if r.alias == "otau_in"]) >= waiting - 1
+                ),
+                timeout=60,
+            )
+            await wait_for(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
+            await asyncio.sleep(1.5)  # a restarted update would show up now
+            got = back.reports("a0001", "otau_in")
+        finally:
+            await back.stop()
+    assert len(link.requests) == 1
+    with Store.open_readonly(config.locations.db_path) as reader:
+        assert reader.count_pending("sensor-1") == 0
+        history = [
+            r
+            for r in reader.iter_history(device="sensor-1")
+            if r.direction == "out" and r.resource == "otau_in"
+        ]
+    assert [r.value for r in got] == [h.value for h in history]  # once each, in order
+    for report, row in zip(got, history, strict=True):
+        assert report.via == "http-record" and report.timestamp == int(row.time)
