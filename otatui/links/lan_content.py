@@ -5,6 +5,10 @@
 - Items are tagged `otatui=lan` (and `sha256=<hex>`) and their files are hard-linked (copied
   across file systems) into `<content dir>/lan/`: the engine's install folder is removed after
   the push, the content stays.
+- Each file is also served under the pinned item itself as its id (`fw-<16 hex>.bin#sha256=<hex>`,
+  the same file): a device that does not know the pin and asks for the whole item, correctly
+  percent-encoded, still gets it (one that leaves the `#` unencoded asks for the plain id anyway,
+  as its HTTP client drops the fragment).
 - `prune_content` removes every `otatui=lan` item that no device's current `config_otau` names:
   content uploaded by anyone else is never touched.
 - `rewrite_manifest` points every payload item at its content id with a `#sha256=` pin, which our
@@ -86,13 +90,14 @@ async def offer_files(
         ):
             target = depot(connector) / quote(pushed.content_id, safe="")
             await asyncio.to_thread(_place, path, target)
-            connector.add_content(
-                pushed.content_id,
-                target,
-                copy=False,
-                description=f"otatui LAN push of {pushed.name}",
-                tags={CONTENT_TAG: CONTENT_TAG_VALUE, "sha256": sha256},
-            )
+            for content_id in (pushed.content_id, pushed.payload_item):
+                connector.add_content(
+                    content_id,
+                    target,
+                    copy=False,
+                    description=f"otatui LAN push of {pushed.name}",
+                    tags={CONTENT_TAG: CONTENT_TAG_VALUE, "sha256": sha256},
+                )
         offered.append(pushed)
     return offered
 
@@ -106,17 +111,22 @@ def prune_content(connector: Application) -> list[str]:
             continue
         parsed = parse_manifest(resource.set_value)
         if isinstance(parsed, Manifest):
-            referenced.update(i.content_id for i in parsed.items if i.content_id is not None)
+            for named in parsed.items:
+                if named.content_id is not None:
+                    referenced.update((named.content_id, named.raw))
     ours = depot(connector).resolve()
     removed = []
+    dropped: set[Path] = set()
     for item in connector.contents():
         if item.tags.get(CONTENT_TAG) != CONTENT_TAG_VALUE or item.id in referenced:
             continue
         connector.remove_content(item.id)
-        if item.path.parent == ours:
-            with contextlib.suppress(OSError):
-                item.path.unlink()
         removed.append(item.id)
+        if item.path.parent == ours:
+            dropped.add(item.path)
+    for path in dropped - {c.path for c in connector.contents()}:  # no item serves it now
+        with contextlib.suppress(OSError):
+            path.unlink()
     return removed
 
 

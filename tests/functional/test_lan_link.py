@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from urllib.parse import quote_plus
 
+import httpx
 import pytest
 from lan_helpers import (
     CLOUD_TOKEN,
@@ -173,3 +175,34 @@ async def test_device_started_before_the_push_waits_for_its_whitelisting(tmp_pat
             assert device.token is None
             events = await collect(link, request)
         assert finished(events).ok
+
+
+async def test_a_device_that_ignores_the_pin_still_downloads(tmp_path: Path) -> None:
+    """The offered items are `<content id>#sha256=<hex>`. A device that knows no pin and asks for
+    the whole item (percent-encoded), or whose client drops the fragment, gets the file too."""
+    async with local_connector() as connector:
+        link = LanLink(connector, ID, connect_timeout=20)
+        request = firmware_request(tmp_path / "job", "2.0.0", FW, EXTRA)
+
+        def offered(event: object) -> bool:
+            return isinstance(event, LinkStatus) and event.state == "waiting"
+
+        events = await collect(link, request, stop=offered)
+        assert not any(isinstance(e, Finished) for e in events)
+        # The stop closed the push (the offer is withdrawn); the content is still served.
+        async with httpx.AsyncClient(base_url=connector.http_url) as client:
+            form = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+            answer = await client.post("/provision/activate", content=f"id={ID}", headers=form)
+            token = answer.text
+            headers = {"X-Exosite-CIK": token}
+            listing = await client.get("/provision/download", headers=headers)
+            pinned = [i for i in listing.text.splitlines() if "#sha256=" in i]
+            assert len(pinned) == 2
+            for item in pinned:
+                plain = item.split("#", 1)[0]
+                for asked in (item, plain):
+                    got = await client.get(
+                        f"/provision/download?id={quote_plus(asked)}", headers=headers
+                    )
+                    assert got.status_code == 200
+                    assert sha(got.content) == item.rsplit("=", 1)[1]
