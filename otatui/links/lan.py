@@ -16,8 +16,10 @@ writes its `otau_in` reports. `LanLink.install` drives one push:
    each push, `otatui=lan` items that no device's current `config_otau` names are removed.
 3. The manifest is rewritten: every payload item (connector content id or external URL alike)
    becomes `<content id>#sha256=<hex>`. Our payload parser accepts that pin on a content id, so
-   the device verifies every byte it downloads. Every other key of the manifest is kept as it
-   was, in order; a JSON manifest (no files) is offered byte for byte as received.
+   the device verifies every byte it downloads; a device that knows no pin still gets the file
+   (it is served under the whole item as an id too, `otatui.links.lan_content`). Every other key
+   of the manifest is kept as it was, in order; a JSON manifest (no files) is offered byte for
+   byte as received.
 4. `config_otau` is set for the identity. The link then reports, as `LinkStatus`: waiting for
    the device to connect (an MQTT session, or any authenticated request after the push started:
    HTTP has no connection to watch), connected, waiting for the acknowledgement, acknowledged,
