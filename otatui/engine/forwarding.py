@@ -10,7 +10,8 @@ from that manifest as if the cloud had just delivered it:
   before the reports it leads to (the store marks the fetched manifest used in the same
   transaction);
 - unpinned payload files are pinned to the sha256 `fetch` verified, so the push runs from the
-  cache however long ago the fetch was (`Forwarding.pins`);
+  cache however long ago the fetch was (`Forwarding.pins`); a fetched manifest whose files were
+  not all fetched is not taken up (it could only fail): the technician is told once instead;
 - every report waits in the outbox with its original time; the outbox pump sends the backlog
   by itself, in order, as timestamped batches, once the connector is back.
 
@@ -46,8 +47,11 @@ class Forwarding:
         store: Store,
         clock: Callable[[], float],
         offline_after: float | None,
+        notice: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.name = name
+        self.notice = notice  # tells the technician why the fetched manifest is not used
+        self._noticed: set[str] = set()
         self.store = store
         self.clock = clock
         self.offline_after = offline_after
@@ -86,6 +90,19 @@ class Forwarding:
             return None
         if MachineSnapshot.from_data(machine.snapshot()).last_raw == fetched.raw:
             return None  # already handled (delivered by the cloud before)
+        missing = [
+            item.filename
+            for i, item in enumerate(parsed.items)
+            if i >= len(fetched.files) or fetched.files[i] is None
+        ]
+        if missing:  # it would only fail: leave it for a complete fetch, and say so once
+            if fetched.raw not in self._noticed:
+                self._noticed.add(fetched.raw)
+                self.notice(
+                    f"the connector is unreachable and the fetched manifest {parsed.version}"
+                    f" lacks {', '.join(missing)}: run 'otatui fetch' while online"
+                )
+            return None
         return fetched
 
     def pins(self, manifest: Manifest) -> Mapping[int, str]:

@@ -124,7 +124,11 @@ class Session:
             connected=self.outbox.connected,
         )
         self.forwarding = Forwarding(
-            name=self.name, store=store, clock=clock, offline_after=options.offline_after
+            name=self.name,
+            store=store,
+            clock=clock,
+            offline_after=options.offline_after,
+            notice=lambda message: bus.publish(SessionError(device=self.name, message=message)),
         )
         self.gate = ApplyGate(options.apply, device=self.name, bus=bus)
         self.jobs = Jobs(

@@ -44,7 +44,7 @@ def test_taken_up_only_offline_idle_new_and_unused(store: Store) -> None:
     clock = Clock()
     fw = forwarding(store, clock)
     machine = UpdateMachine("1.0.0")
-    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=["aa" * 32, None])
+    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=["aa" * 32, "cc" * 32])
     assert fw.candidate(machine) is None  # connecting, not yet failed
     fw.on_state(ChannelState(LinkState.BACKOFF, "refused", attempt=1))
     assert fw.candidate(machine) is None  # not long enough
@@ -71,7 +71,7 @@ def test_not_taken_up_when_installed_busy_handled_or_used(store: Store) -> None:
     fw = forwarding(store, clock)
     fw.on_state(ChannelState(LinkState.BACKOFF, attempt=1))
     clock.now += 10
-    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=[None, None])
+    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=["aa" * 32, "cc" * 32])
     assert fw.candidate(UpdateMachine("2.0.0")) is None  # already installed
     busy = UpdateMachine("1.0.0")
     busy.handle(Boot(now=0))
@@ -154,3 +154,21 @@ def test_a_delivery_long_after_the_ack_or_of_another_text_is_not(store: Store) -
     assert not fw.duplicate(RAW)  # another text: a new offer (and it settles the offline work)
     settled = store.get_fetched("s1")
     assert settled is not None and not settled.pending_settlement
+
+
+def test_a_fetch_that_lacks_files_is_not_taken_up_and_says_so_once(store: Store) -> None:
+    clock = Clock()
+    notices: list[str] = []
+    fw = Forwarding(name="s1", store=store, clock=clock, offline_after=1.0, notice=notices.append)
+    fw.on_state(ChannelState(LinkState.BACKOFF, attempt=1))
+    clock.now += 2
+    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=["aa" * 32, None])
+    machine = UpdateMachine("1.0.0")
+    assert fw.candidate(machine) is None
+    assert fw.candidate(machine) is None
+    assert notices == [
+        "the connector is unreachable and the fetched manifest 2.0.0 lacks b.bin:"
+        " run 'otatui fetch' while online"
+    ]
+    store.put_fetched(device="s1", raw=RAW, version="2.0.0", files=["aa" * 32, "cc" * 32])
+    assert fw.candidate(machine) is not None  # fetched again, complete
