@@ -72,7 +72,13 @@ class OtaApp(App[None]):
     TITLE = "otatui"
     COMMANDS = App.COMMANDS | {ScreenCommands}
     BINDINGS = bindings(
-        "app.fleet", "app.manifests", "app.transfers", "app.history", "app.help", "app.quit"
+        "app.fleet",
+        "app.manifests",
+        "app.transfers",
+        "app.history",
+        "app.help",
+        "app.palette",
+        "app.quit",
     )
 
     def __init__(

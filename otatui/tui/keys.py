@@ -32,7 +32,7 @@ KEYS: tuple[Key, ...] = (
     Key("app.transfers", "3", "app.switch_mode('transfers')", "Transfers", show=False),
     Key("app.history", "4", "app.switch_mode('history')", "History", show=False),
     Key("app.help", "question_mark,f1", "app.switch_mode('help')", "Help"),
-    Key("app.palette", "ctrl+p", "app.command_palette", "Commands", show=False),
+    Key("app.palette", "ctrl+p", "command_palette", "Commands", show=False, priority=True),
     Key("app.quit", "q", "app.quit", "Quit"),
     # fleet
     Key("fleet.open", "enter", "open_device", "Open"),
@@ -69,9 +69,19 @@ def bindings(*ids: str) -> BindingList:
     return [binding(i) for i in ids]
 
 
+def all_keys() -> tuple[Key, ...]:
+    """`KEYS` and the other screens' tables (``screens.catalogue_keys.CATALOGUE_KEYS`` when
+    present; an id defined in both is listed once, as in `KEYS`)."""
+    try:
+        from otatui.tui.screens.catalogue_keys import CATALOGUE_KEYS
+    except ImportError:
+        return KEYS
+    return KEYS + tuple(k for k in CATALOGUE_KEYS if k.id not in BY_ID)
+
+
 def unknown_ids(keymap: Mapping[str, str]) -> list[str]:
     """Ids in a ``[keys]`` table that name no binding (a typo would silently do nothing)."""
-    return sorted(set(keymap) - set(BY_ID))
+    return sorted(set(keymap) - {k.id for k in all_keys()})
 
 
 def key_label(key: str) -> str:

@@ -296,3 +296,14 @@ async def test_a_flood_of_events_is_applied_in_batches_and_keys_stay_responsive(
         assert app.state.devices["dev-0999"].active_transfers[0].done == 900
         assert len(app.state.devices["dev-0999"].output) == 10
         assert elapsed < 5.0, f"a drain of 11,000 events and a key took {elapsed:.2f}s"
+
+
+async def test_the_palette_key_is_remappable() -> None:
+    from textual.command import CommandPalette
+
+    app, _ = make_app(keys={"app.palette": "ctrl+k"})
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from otatui.otau.status import Status
 from otatui.tui.cells import NOT_SENT_MARK, STATE_STYLES, tone
-from otatui.tui.keys import KEYS, key_label
+from otatui.tui.keys import all_keys, key_label
 from otatui.tui.records import Category
 from otatui.tui.screens.base import StateScreen
 from otatui.tui.widgets.chrome import ota_footer, ota_header
@@ -21,6 +21,9 @@ _SCOPES = {
     "app": "Everywhere",
     "fleet": "Fleet",
     "device": "Device",
+    "manifests": "Manifests",
+    "transfers": "Transfers",
+    "history": "History",
     "confirm": "Confirmation",
 }
 _CATEGORY_HELP = {
@@ -35,7 +38,7 @@ def bindings_text(keymap: Mapping[str, str]) -> Text:
     """The bindings table: key (after `[keys]` remapping), what it does, and its id."""
     out = Text()
     scope = ""
-    for k in KEYS:
+    for k in all_keys():
         head = k.id.split(".", 1)[0]
         if head != scope:
             scope = head
