@@ -28,6 +28,7 @@ from otatui.engine.export import FIELDS
 from otatui.tui.app import OtaApp
 from otatui.tui.backend import BackendError, ContentEntry, FleetBackend
 from otatui.tui.frozen import FrozenBackend
+from otatui.tui.screens.device import DeviceScreen
 from otatui.tui.screens.history import APPEND_BATCH, HistoryScreen
 from otatui.tui.screens.manifests import ManifestsScreen
 from otatui.tui.screens.transfers import TransfersScreen
@@ -246,6 +247,9 @@ async def test_transfers_show_progress_and_update_in_place() -> None:
         await pilot.press("f")
         await pilot.pause()
         assert len(table_rows(screen, "#transfers-table")) == 2
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DeviceScreen) and app.screen.device_name == "sensor-2"
 
 
 # -- history --------------------------------------------------------------------------------------
@@ -479,3 +483,15 @@ VIEWS = (
 def test_snapshot(snap_compare: Callable[..., bool], view: View, size: tuple[int, int]) -> None:
     run_before: Callable[[Pilot[Any]], Awaitable[None]] = view.prepare
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=run_before)
+
+
+@on_311
+@pytest.mark.parametrize("view", [VIEWS[1], VIEWS[3], VIEWS[5]], ids=lambda v: v.name)
+def test_snapshot_no_color(
+    snap_compare: Callable[..., bool], view: View, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-color: states, failures, cache and unsent rows still read through text markers."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert snap_compare(
+        snapshot_app(no_color=True), terminal_size=(80, 24), run_before=view.prepare
+    )

@@ -29,6 +29,7 @@ from textual.widgets import DataTable, Input, Static
 
 from otatui.tui.backend import BackendError
 from otatui.tui.backend import ExportFormat as FileFormat
+from otatui.tui.cells import tone
 from otatui.tui.history_filter import HistoryFilter, is_error
 from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
 from otatui.tui.screens.base import ScreenCommand, StateScreen
@@ -59,24 +60,24 @@ APPEND_BATCH = 250
 APPEND_DELAY_S = 0.05
 
 
-def status_cell(e: HistoryEntry) -> Text:
+def status_cell(e: HistoryEntry, mono: bool = False) -> Text:
     """The status, ``manifest`` for an offer, ``error`` for a local error; ``!!`` on failures."""
     if e.resource == "config_otau":
         word = "manifest"
         if e.note.startswith("rejected"):
-            return Text("!! rejected", style="bold red")
+            return Text("!! rejected", style=tone("bold red", mono))
     elif e.resource == "error":
         word = "error"
     else:
         word = e.status or "-"
     if is_error(e):
-        return Text(f"!! {word}", style="bold red")
+        return Text(f"!! {word}", style=tone("bold red", mono))
     return Text(word)
 
 
-def cloud_cell(e: HistoryEntry) -> Text:
+def cloud_cell(e: HistoryEntry, mono: bool = False) -> Text:
     word = CLOUD_WORDS.get(e.cloud, e.cloud or "-")
-    return Text(word, style="yellow" if e.cloud == NOT_SENT else "")
+    return Text(word, style=tone("yellow", mono) if e.cloud == NOT_SENT else "")
 
 
 def message_text(e: HistoryEntry) -> str:
@@ -87,15 +88,17 @@ def message_text(e: HistoryEntry) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
-def row_cells(e: HistoryEntry, clock: Callable[[float], str]) -> tuple[Any, ...]:
+def row_cells(
+    e: HistoryEntry, clock: Callable[[float], str], mono: bool = False
+) -> tuple[Any, ...]:
     """The cells of one entry, in `COLUMNS` order."""
     return (
         clock(e.time),
         e.device,
         DIRECTION_WORDS.get(e.direction, e.direction),
         e.version or "-",
-        status_cell(e),
-        cloud_cell(e),
+        status_cell(e, mono),
+        cloud_cell(e, mono),
         e.source or "-",
         message_text(e),
     )
@@ -196,7 +199,7 @@ class HistoryScreen(StateScreen):
     def _add(self, e: HistoryEntry) -> None:
         self._seq += 1
         key = str(self._seq)
-        self.table.add_row(*row_cells(e, self._clock), key=key)
+        self.table.add_row(*row_cells(e, self._clock, self.app.no_color), key=key)
         self._rows[key] = e
         if e.cloud == NOT_SENT:
             self._unsent[key] = e
@@ -264,7 +267,7 @@ class HistoryScreen(StateScreen):
             return True
         for key in delivered:
             e = self._unsent.pop(key)
-            self.table.update_cell(key, "cloud", cloud_cell(e))
+            self.table.update_cell(key, "cloud", cloud_cell(e, self.app.no_color))
         return False
 
     def _update_bar(self) -> None:
@@ -376,7 +379,7 @@ class HistoryScreen(StateScreen):
             detail.update("")
             return
         text = Text(f"{self._clock(e.time)} {e.device} ", style="bold")
-        text.append_text(status_cell(e))
+        text.append_text(status_cell(e, self.app.no_color))
         if e.version:
             text.append(f" {e.version}")
         text.append(f" · {DIRECTION_WORDS.get(e.direction, e.direction)} via {e.source or '-'}")

@@ -36,6 +36,7 @@ from otatui.tui.catalogue import (
     content_sizes,
     manifest_groups,
 )
+from otatui.tui.cells import tone
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.catalogue_keys import catalogue_bindings
 from otatui.tui.widgets.chrome import ota_footer, ota_header
@@ -61,52 +62,54 @@ CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
 NAME_CHARS = 20
 
 
-def cache_cell(state: CacheState, files: int) -> Text:
+def cache_cell(state: CacheState, files: int, mono: bool = False) -> Text:
     if files == 0:
         return Text("- no files")
     style = {CacheState.CACHED: "green", CacheState.MISSING: "yellow"}.get(state, "")
-    return Text(f"{state.marker} {state.value}", style=style)
+    return Text(f"{state.marker} {state.value}", style=tone(style, mono))
 
 
-def group_cells(g: ManifestGroup) -> tuple[Any, ...]:
+def group_cells(g: ManifestGroup, mono: bool = False) -> tuple[Any, ...]:
     name = g.name if g.valid else "!! invalid"
     if len(name) > NAME_CHARS:
         name = name[: NAME_CHARS - 1] + "…"
     return (
         Text("now", style="bold") if g.current else Text("past", style="dim"),
         g.version,
-        Text(name, style="" if g.valid else "bold red"),
-        cache_cell(g.cache, len(g.items)),
+        Text(name, style="" if g.valid else tone("bold red", mono)),
+        cache_cell(g.cache, len(g.items), mono),
         str(len(g.items)) + (" !" if g.unpinned else ""),
-        devices_cell(g),
+        devices_cell(g, mono),
         g.type or "-",
     )
 
 
-def devices_cell(g: ManifestGroup) -> Text:
+def devices_cell(g: ManifestGroup, mono: bool = False) -> Text:
     """``offered/installed/failed`` counts; a failure also gets a ``!`` (monochrome)."""
     text = Text(f"{len(g.offered_to)}/{len(g.installed_on)}/")
     if g.failed_on:
-        text.append(f"{len(g.failed_on)} !", style="bold red")
+        text.append(f"{len(g.failed_on)} !", style=tone("bold red", mono))
     else:
         text.append("0")
     return text
 
 
-def item_lines(e: PayloadEntry) -> Text:
+def item_lines(e: PayloadEntry, mono: bool = False) -> Text:
     """Two lines per payload item: what and its state, then where it comes from."""
     text = Text("  ")
     if e.source is None:
-        text.append("!! invalid item", style="bold red")
+        text.append("!! invalid item", style=tone("bold red", mono))
         text.append(f"\n      {e.problem}")
         return text
-    text.append(f"{e.cache.marker} ", style="green" if e.cache is CacheState.CACHED else "")
+    text.append(
+        f"{e.cache.marker} ", style=tone("green", mono) if e.cache is CacheState.CACHED else ""
+    )
     text.append(e.filename, style="bold")
     text.append(f"  {cells.size(e.size)}  ")
     if e.pinned:
         text.append(e.pin_text)
     else:
-        text.append("! UNPINNED", style="yellow")
+        text.append("! UNPINNED", style=tone("yellow", mono))
     text.append(f"  {e.cache.value}")
     where = (
         f'connector content "{e.where}"'
@@ -117,14 +120,14 @@ def item_lines(e: PayloadEntry) -> Text:
     return text
 
 
-def devices_line(label: str, names: Iterable[str], style: str = "") -> Text:
+def devices_line(label: str, names: Iterable[str], style: str = "", mono: bool = False) -> Text:
     shown = ", ".join(names) or "-"
     line = Text(f"{label:<16}", style="bold")
-    line.append(shown, style=style if shown != "-" else "")
+    line.append(shown, style=tone(style, mono) if shown != "-" else "")
     return line
 
 
-def group_detail(g: ManifestGroup, clock: Any) -> Text:
+def group_detail(g: ManifestGroup, clock: Any, mono: bool = False) -> Text:
     """The panel below the table for one version."""
     head = Text(g.version, style="bold")
     if g.valid:
@@ -135,27 +138,27 @@ def group_detail(g: ManifestGroup, clock: Any) -> Text:
         seen = f"{clock(g.first_seen)} to {seen}"
     parts = [head, Text(f"offered {seen}", style="dim")]
     if not g.valid:
-        parts.append(Text(f"!! invalid manifest: {g.reason}", style="bold red"))
+        parts.append(Text(f"!! invalid manifest: {g.reason}", style=tone("bold red", mono)))
     if g.description:
         parts.append(Text(g.description))
     if g.items:
         total = cells.size(g.size) if g.size is not None else "size not known"
         unpinned = f", {g.unpinned} unpinned" if g.unpinned else ""
         parts.append(Text(f"Files: {len(g.items)} ({total}{unpinned})", style="bold"))
-        parts.extend(item_lines(e) for e in g.items)
+        parts.extend(item_lines(e, mono) for e in g.items)
     elif g.valid:
         parts.append(Text("Files: none (a JSON manifest carries its data itself)"))
     parts.append(devices_line("Offered to", g.offered_to))
     parts.append(devices_line("Installed on", g.installed_on))
-    parts.append(devices_line("Failed on", g.failed_on, "bold red"))
+    parts.append(devices_line("Failed on", g.failed_on, "bold red", mono))
     parts.append(devices_line("Offered before", g.previously_offered))
     return Text("\n").join(parts)
 
 
-def content_cells(row: ContentRow, clock: Any) -> tuple[Any, ...]:
+def content_cells(row: ContentRow, clock: Any, mono: bool = False) -> tuple[Any, ...]:
     description: Text | str = row.description
     if row.error:
-        description = Text(f"!! {row.error}", style="bold red")
+        description = Text(f"!! {row.error}", style=tone("bold red", mono))
     return (
         Text("PKG", style="bold") if row.package else "-",
         row.content_id,
@@ -281,7 +284,7 @@ class ManifestsScreen(StateScreen):
         selected = self.selected_version()
         table.clear()
         for g in self.groups:
-            table.add_row(*group_cells(g), key=g.version)
+            table.add_row(*group_cells(g, self.app.no_color), key=g.version)
         versions = [g.version for g in self.groups]
         if selected in versions:
             table.move_cursor(row=versions.index(selected))
@@ -291,7 +294,7 @@ class ManifestsScreen(StateScreen):
     def _show_detail(self) -> None:
         g = self.selected_group()
         text = (
-            group_detail(g, self._clock)
+            group_detail(g, self._clock, self.app.no_color)
             if g is not None
             else Text("No manifest has been offered to any device yet.")
         )
@@ -343,7 +346,7 @@ class ManifestsScreen(StateScreen):
         table = self.query_one("#content-table", DataTable)
         table.clear()
         for row in self.content:
-            table.add_row(*content_cells(row, self._clock), key=row.content_id)
+            table.add_row(*content_cells(row, self._clock, self.app.no_color), key=row.content_id)
         packages = sum(1 for r in self.content if r.package)
         errors = sum(1 for r in self.content if r.error)
         line = f"connector content: {plural(len(self.content), 'item')}"

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from otatui.tui import cells
 from otatui.tui.catalogue import TransferRow, TransferState, transfer_rows
+from otatui.tui.cells import tone
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.catalogue_keys import catalogue_bindings
 from otatui.tui.widgets.chrome import ota_footer, ota_header
@@ -48,7 +49,7 @@ def bytes_text(row: TransferRow) -> str:
     return f"{cells.size(row.done)} / {cells.size(row.total)}"
 
 
-def row_cells(row: TransferRow, now: float) -> tuple[Any, ...]:
+def row_cells(row: TransferRow, now: float, mono: bool = False) -> tuple[Any, ...]:
     """The cells of one transfer, in `COLUMNS` order."""
     active = row.state is TransferState.ACTIVE
     message = row.message
@@ -59,7 +60,7 @@ def row_cells(row: TransferRow, now: float) -> tuple[Any, ...]:
     if not progress:
         progress = "size not known" if active else "-"
     return (
-        Text(f"{row.state.marker} {row.state.value}", style=STATE_STYLES[row.state]),
+        Text(f"{row.state.marker} {row.state.value}", style=tone(STATE_STYLES[row.state], mono)),
         row.device,
         row.file_text,
         progress,
@@ -67,7 +68,7 @@ def row_cells(row: TransferRow, now: float) -> tuple[Any, ...]:
         cells.duration(row.eta) if active else "-",
         bytes_text(row),
         DIRECTION_WORDS.get(row.direction, row.direction),
-        Text(message, style="bold red" if row.state is TransferState.FAILED else ""),
+        Text(message, style=tone("bold red", mono) if row.state is TransferState.FAILED else ""),
     )
 
 
@@ -156,7 +157,7 @@ class TransfersScreen(StateScreen):
                 rows.append(r)
         self.rows = rows
         now = self.backend.now()
-        values = [row_cells(r, now) for r in rows]
+        values = [row_cells(r, now, self.app.no_color) for r in rows]
         keys = [r.row_key for r in rows]
         table = self.table
         if keys == list(self._shown):
