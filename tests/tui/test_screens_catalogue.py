@@ -30,7 +30,7 @@ from otatui.tui.backend import BackendError, ContentEntry, FleetBackend
 from otatui.tui.frozen import FrozenBackend
 from otatui.tui.screens.device import DeviceScreen
 from otatui.tui.screens.history import APPEND_BATCH, HistoryScreen
-from otatui.tui.screens.manifests import ManifestsScreen
+from otatui.tui.screens.manifests import ManifestsScreen, devices_line
 from otatui.tui.screens.transfers import TransfersScreen
 from otatui.tui.snapshot_app import snapshot_app
 from otatui.tui.widgets.export_dialog import (
@@ -196,6 +196,31 @@ async def test_prefetch_from_manifests_calls_the_backend() -> None:
         assert ("prefetch", "hvac-1,pump-7,pump-8") in backend.calls
         bar = str(screen.query_one("#manifests-bar", Static).render())
         assert "prefetch 2.1.0: 3 files ready (0 downloaded, 3 already cached)" in bar
+
+
+async def test_manifests_palette_commands_follow_the_selection() -> None:
+    app, backend = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_mode(pilot, "2")
+        screen = app.screen
+        assert isinstance(screen, ManifestsScreen)
+        first = screen.groups[0].version
+        commands = {c.title: c for c in screen.screen_commands()}
+        assert set(commands) == {
+            f"Prefetch {first}",
+            "Toggle the connector content list",
+            "Reload the content list",
+        }
+        commands[f"Prefetch {first}"].callback()
+        await settle(pilot)
+        assert backend.calls[-1] == ("prefetch", ",".join(screen.groups[0].offered_to))
+
+
+def test_long_device_lists_are_cut() -> None:
+    line = devices_line("Offered to", [f"d{i:02d}" for i in range(30)])
+    assert line.plain.startswith("Offered to      d00, d01,")
+    assert line.plain.endswith("d23 … and 6 more")
+    assert devices_line("Failed on", []).plain == "Failed on       -"
 
 
 class RefusedContent(FrozenBackend):

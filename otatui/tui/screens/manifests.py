@@ -14,7 +14,7 @@ or the content list changed, never for mere progress.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -60,6 +60,7 @@ CONTENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("updated", "Updated"),
 )
 NAME_CHARS = 20
+NAMES_SHOWN = 24
 
 
 def cache_cell(state: CacheState, files: int, mono: bool = False) -> Text:
@@ -120,8 +121,11 @@ def item_lines(e: PayloadEntry, mono: bool = False) -> Text:
     return text
 
 
-def devices_line(label: str, names: Iterable[str], style: str = "", mono: bool = False) -> Text:
-    shown = ", ".join(names) or "-"
+def devices_line(label: str, names: Sequence[str], style: str = "", mono: bool = False) -> Text:
+    """``Offered to      a, b, c`` (at most `NAMES_SHOWN` names, then how many more)."""
+    shown = ", ".join(names[:NAMES_SHOWN]) or "-"
+    if len(names) > NAMES_SHOWN:
+        shown += f" … and {len(names) - NAMES_SHOWN} more"
     line = Text(f"{label:<16}", style="bold")
     line.append(shown, style=tone(style, mono) if shown != "-" else "")
     return line
