@@ -305,6 +305,10 @@ async def test_history_filter() -> None:
         rows = table_rows(screen, "#history-table")
         assert {r[1] for r in rows} == {"sensor-1", "sensor-2"}
         assert {r[5] for r in rows} == {"unsent"}
+        await pilot.press("escape", "slash", *"relay")  # no Enter: applies once typing pauses
+        await pilot.pause(0.4)
+        rows = table_rows(screen, "#history-table")
+        assert rows and {r[1] for r in rows} == {"relay-6"}
 
 
 async def test_history_appends_and_marks_sent_without_rebuilding() -> None:

@@ -58,6 +58,8 @@ MESSAGE_CHARS = 200
 APPEND_BATCH = 250
 """Rows appended per redraw (a `DataTable` row costs about half a millisecond to add)."""
 APPEND_DELAY_S = 0.05
+FILTER_DELAY_S = 0.15
+"""The filter applies when typing pauses this long (or at once on Enter)."""
 
 
 def status_cell(e: HistoryEntry, mono: bool = False) -> Text:
@@ -133,6 +135,7 @@ class HistoryScreen(StateScreen):
         self._rows: dict[str, HistoryEntry] = {}
         self._backlog: deque[HistoryEntry] = deque()
         self._append_timer: Timer | None = None
+        self._filter_timer: Timer | None = None
         self._unsent: dict[str, HistoryEntry] = {}
         self._last: HistoryEntry | None = None
         self._seq = 0
@@ -291,10 +294,18 @@ class HistoryScreen(StateScreen):
 
     @on(Input.Changed, "#history-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.set_filter(event.value)
+        """Refill once typing pauses (a refill of thousands of rows takes a moment)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value
+        self._filter_timer = self.set_timer(FILTER_DELAY_S, lambda: self.set_filter(value))
 
     @on(Input.Submitted, "#history-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        self.set_filter(event.value)
         if not event.value.strip():
             event.input.display = False
         self.table.focus()
