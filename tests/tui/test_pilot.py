@@ -170,14 +170,20 @@ async def test_apply_on_a_waiting_bridge() -> None:
         assert d.awaiting_apply is None and d.link_state == "transferring"
 
 
-async def test_apply_is_not_offered_for_an_agent() -> None:
+async def test_actions_are_offered_only_when_they_can_do_something() -> None:
     app, backend = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await open_device(app, pilot, "pump-7")
-        await pilot.press("a")
+        screen = await open_device(app, pilot, "pump-7")  # downloading, nothing waits
+        await pilot.press("a", "r")
         await pilot.pause()
         assert isinstance(app.screen, DeviceScreen)
         assert backend.calls == []
+        assert screen.check_action("cancel", ()) and not screen.check_action("apply", ())
+        await pilot.press("escape")
+        await pilot.pause()
+        monitor = await open_device(app, pilot, "tank-4")
+        assert not any(monitor.check_action(a, ()) for a in ("apply", "cancel", "retry"))
+        assert [c.title for c in monitor.screen_commands()] == ["Back to the fleet"]
 
 
 async def test_retry_and_prefetch_from_the_device_screen() -> None:
@@ -224,13 +230,14 @@ async def test_palette_commands_follow_the_screen() -> None:
         device = await open_device(app, pilot, "sensor-1")
         titles = [c.title for c in device.screen_commands()]
         assert "Apply on sensor-1" in titles and "Cancel sensor-1" in titles
+        assert "Retry sensor-1" not in titles  # nothing failed
         await pilot.press("ctrl+p")
         await pilot.pause()
-        await pilot.press(*"retry sensor")
+        await pilot.press(*"prefetch sensor")
         await pilot.pause(0.5)
         await pilot.press("enter")
         await pilot.pause(0.3)
-        assert ("retry", "sensor-1") in app.backend.calls  # type: ignore[attr-defined]
+        assert ("prefetch", "sensor-1") in app.backend.calls  # type: ignore[attr-defined]
 
 
 async def test_live_events_update_only_the_changed_cells() -> None:

@@ -22,6 +22,8 @@ class ScreenCommand:
     title: str
     help: str
     callback: Callable[[], object]
+    action: str = ""
+    """The screen action it runs, when it should follow that action's availability."""
 
 
 class StateScreen(Screen[None]):

@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from otatui.tui.keys import bindings
+from otatui.tui.records import DeviceView
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.confirm import ConfirmScreen
 from otatui.tui.sections import (
@@ -28,6 +29,26 @@ from otatui.tui.sections import (
 from otatui.tui.widgets.chrome import ota_footer, ota_header
 
 SECTIONS = ("title", "connection", "manifest", "transfer", "output", "timeline")
+DEVICE_ACTIONS = frozenset({"apply", "cancel", "retry", "prefetch"})
+
+
+def available_actions(d: DeviceView) -> frozenset[str]:
+    """What the technician can do for the device now: apply while an update waits for it;
+    cancel while one is in progress or waiting; retry after a failed or aborted update;
+    prefetch when a valid manifest is offered. A monitor changes nothing."""
+    if d.info.role == "monitor":
+        return frozenset()
+    out: set[str] = set()
+    if d.awaiting_apply is not None:
+        out.add("apply")
+    if d.updating or d.awaiting_apply is not None:
+        out.add("cancel")
+    status = d.status
+    if status is not None and status.is_error and d.offered is not None:
+        out.add("retry")
+    if d.offered is not None and d.offered.valid and d.offered.items:
+        out.add("prefetch")
+    return frozenset(out)
 
 
 class DeviceScreen(StateScreen):
@@ -41,7 +62,7 @@ class DeviceScreen(StateScreen):
         super().__init__()
         self.device_name = name
         self._drawn: tuple[int, int] | None = None
-        self._awaiting: str | None = None
+        self._offered_actions: frozenset[str] = frozenset()
 
     def compose(self) -> ComposeResult:
         yield ota_header(f"Device {self.device_name}")
@@ -62,8 +83,9 @@ class DeviceScreen(StateScreen):
         key = (d.revision, int(now))
         if key == self._drawn:
             return
-        if self._awaiting != d.awaiting_apply:
-            self._awaiting = d.awaiting_apply
+        offered = available_actions(d)
+        if offered != self._offered_actions:
+            self._offered_actions = offered
             self.refresh_bindings()
         self._drawn = key
         local = self.backend.local_time
@@ -83,11 +105,11 @@ class DeviceScreen(StateScreen):
     # -- actions -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Apply is offered only while an update waits for it (``apply = "confirm"``)."""
-        if action == "apply":
-            d = self.state.devices.get(self.device_name)
-            return d is not None and d.awaiting_apply is not None
-        return True
+        """Only the actions that can do something now are offered (see `available_actions`)."""
+        if action not in DEVICE_ACTIONS:
+            return True
+        d = self.state.devices.get(self.device_name)
+        return d is not None and action in available_actions(d)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -137,12 +159,24 @@ class DeviceScreen(StateScreen):
 
     def screen_commands(self) -> Iterable[ScreenCommand]:
         name = self.device_name
+        d = self.state.devices.get(name)
+        offered = available_actions(d) if d is not None else frozenset()
+        yield from (c for c in self._commands(name) if c.action in offered or not c.action)
+
+    def _commands(self, name: str) -> Iterable[ScreenCommand]:
         yield ScreenCommand(
-            f"Apply on {name}", "Install the update waiting for you", self.action_apply
+            f"Apply on {name}", "Install the update waiting for you", self.action_apply, "apply"
         )
-        yield ScreenCommand(f"Cancel {name}", "Abort the update (asks first)", self.action_cancel)
-        yield ScreenCommand(f"Retry {name}", "Start the offered manifest again", self.action_retry)
         yield ScreenCommand(
-            f"Prefetch {name}", "Download its payload into the cache", self.action_prefetch
+            f"Cancel {name}", "Abort the update (asks first)", self.action_cancel, "cancel"
+        )
+        yield ScreenCommand(
+            f"Retry {name}", "Start the offered manifest again", self.action_retry, "retry"
+        )
+        yield ScreenCommand(
+            f"Prefetch {name}",
+            "Download its payload into the cache",
+            self.action_prefetch,
+            "prefetch",
         )
         yield ScreenCommand("Back to the fleet", "Close this device", self.action_back)
