@@ -23,7 +23,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from otatui.config import load_config
-from otatui.engine.events import ReportQueued, ReportsDelivered, TransferProgress
+from otatui.engine.events import ManifestReceived, ReportQueued, ReportsDelivered, TransferProgress
 from otatui.engine.export import FIELDS
 from otatui.tui.app import OtaApp
 from otatui.tui.backend import BackendError, ContentEntry, FleetBackend
@@ -196,6 +196,31 @@ async def test_prefetch_from_manifests_calls_the_backend() -> None:
         assert ("prefetch", "hvac-1,pump-7,pump-8") in backend.calls
         bar = str(screen.query_one("#manifests-bar", Static).render())
         assert "prefetch 2.1.0: 3 files ready (0 downloaded, 3 already cached)" in bar
+
+
+async def test_a_new_offer_makes_the_old_version_past() -> None:
+    app, backend = frozen_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_mode(pilot, "2")
+        screen = app.screen
+        assert isinstance(screen, ManifestsScreen)
+        backend.publish(
+            ManifestReceived(
+                device="door-5",
+                time=backend.now() + 5,
+                version="4.4.0",
+                name="Door lock",
+                type="FILE",
+                items=("door-4.4.0.bin",),
+                source="mqtt",
+            )
+        )
+        await pilot.pause(0.3)
+        rows = table_rows(screen, "#manifests-table")
+        assert rows[0][:2] == ["now", "4.4.0"]
+        assert rows[-1][:2] == ["past", "4.3.0"]
+        old = next(g for g in screen.groups if g.version == "4.3.0")
+        assert old.offered_to == () and old.previously_offered == ("door-5",)
 
 
 async def test_manifests_palette_commands_follow_the_selection() -> None:
