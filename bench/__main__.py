@@ -35,9 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 BENCHMARKS = ("download", "fleet", "startup", "ymodem")
-THREAD_BOUND = 1 + 4 + 2 + min(32, (os.cpu_count() or 1) + 4)
-"""Main thread + download workers (4) + a pumped body's writer and hasher + asyncio's default
-executor: every thread pool of the engine is bounded by a limit that does not depend on devices."""
+THREAD_BOUND = 1 + 4 + 2 + min(32, (os.cpu_count() or 1) + 4) + 2
+"""Every thread of an ``otatui run`` is in a pool bounded by a limit that does not depend on
+devices: the main thread, the download workers (``concurrent_downloads``, 4), a pumped body's
+writer and hasher, asyncio's default executor (min(32, CPUs + 4)), and Python 3.11's threaded
+child watcher (one thread per running install hook: ``concurrent_installs``, 2)."""
 
 
 @dataclass

@@ -41,6 +41,15 @@ OTATUI = str(Path(sys.executable).with_name("otatui"))
 CONTENT_ID = "app_1.1.0.bin"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from ``/proc/<pid>/stat``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """``VmHWM``/``VmRSS`` (KiB) and ``Threads`` of a live process."""
     out: dict[str, int] = {}
@@ -52,7 +61,9 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def write_config(path: Path, connector: Connector, tokens: dict[str, str], work: Path) -> None:
+def write_config(
+    path: Path, connector: Connector, tokens: dict[str, str], work: Path, installs: int | None
+) -> None:
     lines = [
         'site = "fleet benchmark"',
         "[connector]",
@@ -63,6 +74,8 @@ def write_config(path: Path, connector: Connector, tokens: dict[str, str], work:
         f'data_dir = "{work / "data"}"',
         f'cache_dir = "{work / "cache"}"',
     ]
+    if installs is not None:
+        lines += ["[limits]", f"concurrent_installs = {installs}"]
     for n, (identity, token) in enumerate(tokens.items(), 1):
         lines += [
             "[[devices]]",
@@ -125,7 +138,15 @@ async def sample(pid: int, figures: dict[str, int], stop: asyncio.Event) -> None
             await asyncio.wait_for(stop.wait(), 0.1)
 
 
-async def fleet(devices: int, limit_s: float, work: Path, log: Any = print) -> dict[str, Any]:
+async def fleet(
+    devices: int,
+    limit_s: float,
+    work: Path,
+    log: Any = print,
+    *,
+    installs: int | None = None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     tokens = {f"bench{n:05d}": secrets.token_hex(20) for n in range(1, devices + 1)}
     body = os.urandom(4096)
     manifest = {
@@ -137,17 +158,19 @@ async def fleet(devices: int, limit_s: float, work: Path, log: Any = print) -> d
     async with Connector(devices=list(tokens.items())) as connector:
         connector.add_content(CONTENT_ID, body)
         config = work / "fleet.toml"
-        write_config(config, connector, tokens, work)
+        write_config(config, connector, tokens, work, installs)
         env = {**os.environ, "XDG_CONFIG_HOME": str(work / "xdg")}
         deadline = time.monotonic() + limit_s
         out_fd = os.open(work / "out.jsonl", os.O_WRONLY | os.O_CREAT, 0o600)
         err_fd = os.open(work / "err.txt", os.O_WRONLY | os.O_CREAT, 0o600)
         t0 = time.perf_counter()
         try:
+            command = [OTATUI, "--config", str(config), "run", "--headless"]
+            if profile is not None:
+                command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command]
             proc = await asyncio.create_subprocess_exec(
-                OTATUI, "--config", str(config), "run", "--headless",
-                stdout=out_fd, stderr=err_fd, env=env,
-            )  # fmt: skip
+                *command, stdout=out_fd, stderr=err_fd, env=env
+            )
         finally:
             os.close(out_fd)
             os.close(err_fd)
@@ -160,11 +183,15 @@ async def fleet(devices: int, limit_s: float, work: Path, log: Any = print) -> d
             online_s = time.perf_counter() - t0
             log(f"fleet {devices}: all reported 1.0.0 after {online_s:.1f} s")
             threads_idle = proc_status(proc.pid).get("Threads", 0)
+            cpu_before = cpu_seconds(proc.pid)
+            own_before = time.process_time()
             for identity in tokens:
                 connector.set_config_otau(identity, manifest)
             update_s = await watch.until("1.1.0", "INSTALLED_VERSION", deadline, proc)
             log(f"fleet {devices}: all reported 1.1.0 INSTALLED_VERSION in {update_s:.1f} s")
             end = proc_status(proc.pid)
+            update_cpu = cpu_seconds(proc.pid) - cpu_before
+            bench_cpu = time.process_time() - own_before
             reports = watch.count("1.1.0")
         finally:
             stop.set()
@@ -182,6 +209,8 @@ async def fleet(devices: int, limit_s: float, work: Path, log: Any = print) -> d
         "update_s": update_s,
         "reports": reports,
         "reports_per_s": reports / update_s,
+        "update_cpu_s": update_cpu,
+        "connector_cpu_s": bench_cpu,
         "peak_rss_mib": max(figures.get("hwm_kib", 0), end.get("VmHWM", 0)) / 1024,
         "threads_max": figures.get("threads_max", 0),
         "threads_idle": threads_idle,
@@ -189,11 +218,30 @@ async def fleet(devices: int, limit_s: float, work: Path, log: Any = print) -> d
     }
 
 
-def run(devices: int = 1000, small: int = 10, timeout: float = 600.0, log: Any = print) -> dict:
-    result: dict[str, Any] = {}
+def run(
+    devices: int = 1000,
+    small: int = 10,
+    timeout: float = 600.0,
+    log: Any = print,
+    *,
+    installs: int | None = None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """``installs``: ``[limits] concurrent_installs`` (default: the engine's); ``profile``:
+    run otatui under cProfile (the big fleet only) and write its stats there."""
+    result: dict[str, Any] = {"concurrent_installs": installs or "default"}
     for n in sorted({small, devices}):
         with tempfile.TemporaryDirectory(prefix="otatui-bench-fleet-") as tmp_name:
-            result[str(n)] = asyncio.run(fleet(n, timeout, Path(tmp_name), log))
+            result[str(n)] = asyncio.run(
+                fleet(
+                    n,
+                    timeout,
+                    Path(tmp_name),
+                    log,
+                    installs=installs,
+                    profile=profile if n == devices else None,
+                )
+            )
     result["devices"] = devices
     result["small"] = small
     return result
@@ -202,14 +250,15 @@ def run(devices: int = 1000, small: int = 10, timeout: float = 600.0, log: Any =
 def print_result(result: dict[str, Any]) -> None:
     print(
         f"{'devices':>8}{'start-up s':>12}{'update s':>10}{'reports':>9}{'reports/s':>11}"
-        f"{'peak RSS MiB':>14}{'threads max':>13}{'idle':>6}"
+        f"{'peak RSS MiB':>14}{'threads max':>13}{'idle':>6}{'otatui CPU s':>14}"
+        f"{'connector CPU s':>17}"
     )
     for key in sorted((k for k in result if k.isdigit()), key=int):
         r = result[key]
         print(
             f"{r['devices']:>8}{r['startup_s']:>12.1f}{r['update_s']:>10.1f}{r['reports']:>9}"
             f"{r['reports_per_s']:>11.0f}{r['peak_rss_mib']:>14.1f}{r['threads_max']:>13}"
-            f"{r['threads_idle']:>6}"
+            f"{r['threads_idle']:>6}{r['update_cpu_s']:>14.1f}{r['connector_cpu_s']:>17.1f}"
         )
 
 
@@ -218,8 +267,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--installs", type=int, default=None, help="concurrent_installs")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile stats file")
     args = parser.parse_args(argv)
-    print_result(run(args.devices, args.small, args.timeout))
+    result = run(
+        args.devices, args.small, args.timeout, installs=args.installs, profile=args.profile
+    )
+    print_result(result)
 
 
 if __name__ == "__main__":
