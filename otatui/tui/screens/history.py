@@ -150,7 +150,7 @@ class HistoryScreen(StateScreen):
         filt.cursor_blink = not self.ota.frozen
         yield filt
         yield Static("", id="history-bar", markup=False)
-        table: DataTable[Any] = DataTable(id="history-table", cursor_type="row")
+        table: DataTable[Any] = DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="history-detail", markup=False)
         yield ota_footer()

@@ -222,7 +222,9 @@ class ManifestsScreen(StateScreen):
                     yield Static("", id="manifests-detail-text", markup=False)
             with Vertical(id="content-view"):
                 yield Static("", id="content-status", markup=False)
-                content: DataTable[Any] = DataTable(id="content-table", cursor_type="row")
+                content: DataTable[Any] = DataTable(
+                    id="content-table", cursor_type="row", zebra_stripes=True
+                )
                 yield content
         yield ota_footer()
 

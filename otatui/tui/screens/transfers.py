@@ -115,7 +115,9 @@ class TransfersScreen(StateScreen):
     def compose(self) -> ComposeResult:
         yield ota_header("Transfers")
         yield Static("", id="transfers-bar", markup=False)
-        table: DataTable[Any] = DataTable(id="transfers-table", cursor_type="row")
+        table: DataTable[Any] = DataTable(
+            id="transfers-table", cursor_type="row", zebra_stripes=True
+        )
         yield table
         yield Static(
             "Nothing is moving and nothing moved recently: downloads and link pushes show here.",
