@@ -337,11 +337,11 @@ class DeviceView:
             return f"link {self.link_state}{detail}"
         if self.phase not in ("idle", ""):
             return f"{self.phase} {self.phase_version or ''}".rstrip()
+        if self.offered is not None and not self.offered.valid:
+            return f"the offered manifest is not valid: {self.offered.reason}"
         if self.failed:
             said = f": {self.last_message}" if self.last_message else ""
             return f"{self.last_status} for {self.last_status_version}{said}; retry when fixed"
         if self.offered is None:
             return "connected; no manifest offered"
-        if not self.offered.valid:
-            return f"the offered manifest is not valid: {self.offered.reason}"
         return "connected; waiting for a new manifest"

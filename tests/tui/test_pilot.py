@@ -314,3 +314,27 @@ async def test_the_palette_key_is_remappable() -> None:
         await pilot.press("ctrl+k")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
+
+
+async def test_a_column_widens_when_a_longer_value_arrives() -> None:
+    from otatui.engine.events import ReportQueued
+
+    backend = FrozenBackend(devices=[DeviceInfo("a", "i", "agent", "mqtt")])
+    backend.events.drain()
+    backend.history = type(backend.history)([], {})
+    app = OtaApp(backend, frozen=True)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        before = table(app).columns["status"].content_width  # type: ignore[index]
+        backend.publish(
+            ReportQueued(
+                device="a",
+                time=backend.now(),
+                outbox_id=1,
+                version="1",
+                status="INSTALLED_VERSION",
+            )
+        )
+        await pilot.pause(0.3)
+        assert cell(app, "a", "status") == "INSTALLED_VERSION *"
+        assert table(app).columns["status"].content_width >= len("INSTALLED_VERSION *") > before  # type: ignore[index]

@@ -185,7 +185,7 @@ class FleetScreen(StateScreen):
             old = self._shown[name]
             for (key, _label), value, new, before in zip(COLUMNS, values, plain, old, strict=True):
                 if new != before:
-                    table.update_cell(name, key, value)
+                    table.update_cell(name, key, value, update_width=True)
                     if key in ("state", "seen", "progress") and self.sort != "name":
                         resort = True
             self._shown[name] = plain
