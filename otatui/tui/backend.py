@@ -168,6 +168,11 @@ class FleetBackend:
     def events(self) -> EventQueue:
         return self._queue
 
+    @property
+    def running(self) -> bool:
+        """True between `start` and `stop`."""
+        return self._started
+
     def now(self) -> float:
         return time.time()
 

@@ -138,10 +138,13 @@ async def test_the_app_runs_on_the_engine_with_the_config_keys(
     tmp_path: Path, connector: Connector
 ) -> None:
     config = load_config(config_file(tmp_path, connector))
-    app = OtaApp(FleetBackend(config), keys=config.keys)
+    backend = FleetBackend(config)
+    app = OtaApp(backend, keys=config.keys)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(lambda: app.state.devices["pump-1"].connection == "connected")
         await pilot.pause(0.3)
         assert isinstance(app.screen, FleetScreen)
         assert app.keys == {"fleet.filter": "ctrl+f"}
         assert app.start_error == ""
+        assert backend.running
+    assert not backend.running  # quitting the app stopped the engine
