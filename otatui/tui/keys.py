@@ -23,6 +23,8 @@ class Key:
     description: str
     show: bool = True
     priority: bool = False
+    explain: str = ""
+    """A longer description (README table); the footer shows `description`."""
 
 
 KEYS: tuple[Key, ...] = (
@@ -32,21 +34,85 @@ KEYS: tuple[Key, ...] = (
     Key("app.transfers", "3", "app.switch_mode('transfers')", "Transfers", show=False),
     Key("app.history", "4", "app.switch_mode('history')", "History", show=False),
     Key("app.help", "question_mark,f1", "app.switch_mode('help')", "Help"),
-    Key("app.palette", "ctrl+p", "command_palette", "Commands", show=False, priority=True),
+    Key(
+        "app.palette",
+        "ctrl+p",
+        "command_palette",
+        "Commands",
+        show=False,
+        priority=True,
+        explain="the command palette: the current screen's commands",
+    ),
     Key("app.quit", "q", "app.quit", "Quit"),
     # fleet
-    Key("fleet.open", "enter", "open_device", "Open"),
-    Key("fleet.filter", "slash", "filter", "Filter"),
-    Key("fleet.state", "f", "cycle_state", "State"),
-    Key("fleet.sort", "s", "cycle_sort", "Sort"),
-    Key("fleet.clear", "escape", "clear_filter", "Clear", show=False),
-    Key("fleet.prefetch", "p", "prefetch_all", "Prefetch", show=False),
+    Key("fleet.open", "enter", "open_device", "Open", explain="open the selected device"),
+    Key(
+        "fleet.filter",
+        "slash",
+        "filter",
+        "Filter",
+        explain="filter by text (name, identity, version, status)",
+    ),
+    Key(
+        "fleet.state",
+        "f",
+        "cycle_state",
+        "State",
+        explain="cycle the state filter: all, needs attention, updating, up to date, offline",
+    ),
+    Key(
+        "fleet.sort",
+        "s",
+        "cycle_sort",
+        "Sort",
+        explain="cycle the order: name, state, last seen, progress",
+    ),
+    Key(
+        "fleet.clear",
+        "escape",
+        "clear_filter",
+        "Clear",
+        show=False,
+        explain="clear the text and state filters",
+    ),
+    Key(
+        "fleet.prefetch",
+        "p",
+        "prefetch_all",
+        "Prefetch",
+        show=False,
+        explain="download every offered payload into the cache",
+    ),
     # device
-    Key("device.back", "escape", "back", "Back"),
-    Key("device.apply", "a", "apply", "Apply"),
-    Key("device.cancel", "c", "cancel", "Cancel"),
-    Key("device.retry", "r", "retry", "Retry"),
-    Key("device.prefetch", "p", "prefetch", "Prefetch"),
+    Key("device.back", "escape", "back", "Back", explain="back to the fleet"),
+    Key(
+        "device.apply",
+        "a",
+        "apply",
+        "Apply",
+        explain="install the update waiting for you (asks first)",
+    ),
+    Key(
+        "device.cancel",
+        "c",
+        "cancel",
+        "Cancel",
+        explain="abort the update in progress (asks first)",
+    ),
+    Key(
+        "device.retry",
+        "r",
+        "retry",
+        "Retry",
+        explain="start the offered manifest again after a failure",
+    ),
+    Key(
+        "device.prefetch",
+        "p",
+        "prefetch",
+        "Prefetch",
+        explain="download the device's payload into the cache",
+    ),
     # modal
     Key("confirm.yes", "y", "confirm", "Yes"),
     Key("confirm.no", "n,escape", "dismiss_modal", "No"),
@@ -88,3 +154,13 @@ def key_label(key: str) -> str:
     """A key as people write it: ``question_mark`` -> ``?``, ``slash`` -> ``/``."""
     names = {"question_mark": "?", "slash": "/", "escape": "Esc", "enter": "Enter"}
     return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+def bindings_markdown() -> str:
+    """The bindings as a Markdown table (for the README): key, what it does, id."""
+    lines = ["| Key | Screen | Does | Binding id |", "|---|---|---|---|"]
+    for k in all_keys():
+        scope = k.id.split(".", 1)[0]
+        key = key_label(k.key).replace("|", "\\|")
+        lines.append(f"| `{key}` | {scope} | {k.explain or k.description} | `{k.id}` |")
+    return "\n".join(lines)

@@ -68,3 +68,15 @@ def test_binding_ids_are_unique_scoped_and_remappable() -> None:
     assert (b.id, b.key, b.action) == ("fleet.filter", "slash", "filter")
     assert unknown_ids({"fleet.filter": "ctrl+f", "fleet.flter": "x"}) == ["fleet.flter"]
     assert key_label("question_mark,f1") == "?, f1"
+
+
+def test_the_readme_table_lists_every_binding() -> None:
+    from otatui.tui.keys import all_keys, bindings_markdown
+
+    table = bindings_markdown().splitlines()
+    assert table[0].startswith("| Key |")
+    assert len(table) == 2 + len(all_keys())
+    assert (
+        "| `/` | fleet | filter by text"
+        in table[2 + [k.id for k in all_keys()].index("fleet.filter")]
+    )
