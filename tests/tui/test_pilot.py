@@ -338,3 +338,16 @@ async def test_a_column_widens_when_a_longer_value_arrives() -> None:
         await pilot.pause(0.3)
         assert cell(app, "a", "status") == "INSTALLED_VERSION *"
         assert table(app).columns["status"].content_width >= len("INSTALLED_VERSION *") > before  # type: ignore[index]
+
+
+async def test_prefetch_everything_from_the_fleet() -> None:
+    app, backend = make_app()
+    messages: list[str] = []
+    app.notify = lambda message, **kw: messages.append(message)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        assert ("prefetch", "") in backend.calls
+        assert messages[0] == "prefetch: started"
+        assert any(m.startswith("prefetch: ") and "files in the cache" in m for m in messages)
