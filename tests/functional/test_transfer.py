@@ -247,6 +247,31 @@ async def test_401_and_404_are_not_retried(server: FileServer, downloader: Downl
     assert len(server.requests) == 2
 
 
+async def test_the_event_loop_keeps_running_during_a_download(
+    server: FileServer, downloader: Downloader
+):
+    """Connect, receive, write and hash all happen off the loop: it never stalls."""
+    r = serve_content(server, "fw.bin", Resource(payload(16 * MiB), delay_per_block_s=0.002))
+    gaps: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def ticker() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        got = await downloader.fetch(content_item("fw.bin", r.sha256), auth_for(server))
+    finally:
+        ticking.cancel()
+    assert got.sha256 == r.sha256
+    assert len(gaps) > 50 and max(gaps) < 0.25, (len(gaps), max(gaps))
+
+
 # ----- restart of otatui --------------------------------------------------------------------------
 
 
