@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
@@ -28,6 +29,7 @@ from otatui.engine.export import FIELDS
 from otatui.tui.app import OtaApp
 from otatui.tui.backend import BackendError, ContentEntry, FleetBackend
 from otatui.tui.frozen import FrozenBackend
+from otatui.tui.screens.catalogue_keys import CATALOGUE_KEYS
 from otatui.tui.screens.device import DeviceScreen
 from otatui.tui.screens.history import APPEND_BATCH, HistoryScreen
 from otatui.tui.screens.manifests import ManifestsScreen, devices_line
@@ -152,6 +154,19 @@ def table_rows(screen: Any, selector: str) -> list[list[str]]:
     return [
         [str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)
     ]
+
+
+# -- bindings -------------------------------------------------------------------------------------
+
+
+def test_every_binding_has_an_id_and_an_action() -> None:
+    used: set[str] = set()
+    for screen in (ManifestsScreen, TransfersScreen, HistoryScreen, ExportDialog):
+        for b in screen.BINDINGS:
+            assert isinstance(b, Binding) and b.id, f"{screen.__name__}: {b} has no id"
+            assert hasattr(screen, f"action_{b.action}"), f"{screen.__name__}: {b.action}"
+            used.add(b.id)
+    assert {k.id for k in CATALOGUE_KEYS} <= used
 
 
 # -- manifests ------------------------------------------------------------------------------------
