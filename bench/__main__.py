@@ -120,7 +120,8 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
     return [
         Row(
             f"fleet {n} MQTT agents: update to INSTALLED_VERSION",
-            f"{big['update_s']:.1f} s, {big['reports_per_s']:.0f} reports/s",
+            f"{big['update_s']:.1f} s, {big['reports_per_s']:.0f} reports/s, "
+            f"{big.get('repeated_reports', '?')} repeated",
             f"{small['devices']} agents: {small['update_s']:.1f} s",
             "",
             "",

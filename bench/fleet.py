@@ -120,13 +120,23 @@ class Watch:
             left = self.missing(version, status, left)
         return time.perf_counter() - start
 
-    def count(self, version: str) -> int:
-        total = 0
+    def count(self, version: str) -> tuple[int, int, dict[str, int]]:
+        """Reports of ``version``: total, how many repeat an earlier report of the same device
+        byte for byte, and how many of each status."""
+        total = repeats = 0
+        statuses: dict[str, int] = {}
         for identity in self.identities:
+            seen: set[str] = set()
             for report in self.connector.reports(identity, "otau_in"):
-                if json.loads(report.value).get("version") == version:
-                    total += 1
-        return total
+                data = json.loads(report.value)
+                if data.get("version") != version:
+                    continue
+                total += 1
+                repeats += report.value in seen
+                seen.add(report.value)
+                status = str(data.get("status"))
+                statuses[status] = statuses.get(status, 0) + 1
+        return total, repeats, statuses
 
 
 async def sample(pid: int, figures: dict[str, int], stop: asyncio.Event) -> None:
@@ -192,7 +202,7 @@ async def fleet(
             end = proc_status(proc.pid)
             update_cpu = cpu_seconds(proc.pid) - cpu_before
             bench_cpu = time.process_time() - own_before
-            reports = watch.count("1.1.0")
+            reports, repeats, by_status = watch.count("1.1.0")
         finally:
             stop.set()
             await sampler
@@ -209,6 +219,8 @@ async def fleet(
         "update_s": update_s,
         "reports": reports,
         "reports_per_s": reports / update_s,
+        "repeated_reports": repeats,
+        "reports_by_status": by_status,
         "update_cpu_s": update_cpu,
         "connector_cpu_s": bench_cpu,
         "peak_rss_mib": max(figures.get("hwm_kib", 0), end.get("VmHWM", 0)) / 1024,
