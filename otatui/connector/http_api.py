@@ -36,12 +36,18 @@ TIMESTAMP_PATH = "/timestamp"
 
 
 def form_encode(pairs: list[tuple[str, str]]) -> str:
-    """``a=v&b=w`` with alias and value percent-encoded (spaces as %20, ``+`` as %2B)."""
-    return urlencode(pairs, quote_via=quote, safe="")
+    """``a=v&b=w`` with alias and value percent-encoded (spaces as %20, ``+`` as %2B).
+
+    A value holding bytes that are not UTF-8 (kept as surrogate escapes when a device wrote them)
+    is sent back as those same bytes.
+    """
+    return urlencode(pairs, quote_via=quote, safe="", errors="surrogateescape")
 
 
 def form_decode(text: str) -> list[tuple[str, str]]:
-    return parse_qsl(text, keep_blank_values=True)
+    """The pairs of a form body; percent-escaped bytes that are not UTF-8 are kept as surrogate
+    escapes (so a device's echo of such a value is recognised as the same value)."""
+    return parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
 
 
 def http_date(ts: float) -> str:

@@ -55,7 +55,7 @@ class PollMemory:
             raise FormError("long poll answer is not UTF-8 text") from None
         fresh: list[ResourceValue] = []
         now = asyncio.get_running_loop().time()
-        for alias, raw in decode_form(body):
+        for alias, raw in decode_form(body, exact=True):
             key = (raw, stamp)
             previous = self.delivered.get(alias)
             if previous is not None and previous[0] == key:

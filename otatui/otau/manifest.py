@@ -307,11 +307,7 @@ def _parse(raw: object) -> Manifest | ManifestError:
         if size > MAX_MANIFEST_BYTES:
             return _error(ManifestErrorKind.TOO_LARGE, _too_large(size), raw=text)
         if not encodable(text):
-            return _error(
-                ManifestErrorKind.NOT_UTF8,
-                "manifest text holds a lone surrogate (not valid UTF-8)",
-                raw=text,
-            )
+            return _error(ManifestErrorKind.NOT_UTF8, _not_utf8_text(text), raw=text)
     else:
         return _error(
             ManifestErrorKind.NOT_JSON,
@@ -392,6 +388,18 @@ def _first_problem(exc: pydantic.ValidationError) -> tuple[ManifestErrorKind, st
     if first["type"] == "missing":
         return ManifestErrorKind.MISSING_FIELD, f'manifest has no "{field}"'
     return ManifestErrorKind.WRONG_TYPE, f'"{field}" has the wrong type'
+
+
+def _not_utf8_text(text: str) -> str:
+    """Why a text that cannot be written as UTF-8 is refused. The channels keep the bytes of a
+    non-UTF-8 value as surrogate escapes: then name the offset of the first bad byte."""
+    try:
+        text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeEncodeError:
+        return "manifest text holds a lone surrogate (not valid UTF-8)"
+    except UnicodeDecodeError as exc:
+        return f"manifest is not UTF-8 (invalid byte at offset {exc.start})"
+    return "manifest text holds surrogate escapes (not valid UTF-8 text)"
 
 
 def _utf8_size(text: str) -> int:
