@@ -32,7 +32,8 @@ from otatui.tui.frozen import FrozenBackend
 from otatui.tui.screens.catalogue_keys import CATALOGUE_KEYS
 from otatui.tui.screens.device import DeviceScreen
 from otatui.tui.screens.history import APPEND_BATCH, HistoryScreen
-from otatui.tui.screens.manifests import ManifestsScreen, devices_line
+from otatui.tui.screens.manifest_cells import devices_line
+from otatui.tui.screens.manifests import ManifestsScreen
 from otatui.tui.screens.transfers import TransfersScreen
 from otatui.tui.snapshot_app import snapshot_app
 from otatui.tui.widgets.export_dialog import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,81 +29,31 @@ from textual.widgets import DataTable, Input, Static
 
 from otatui.tui.backend import BackendError
 from otatui.tui.backend import ExportFormat as FileFormat
-from otatui.tui.cells import tone
-from otatui.tui.history_filter import HistoryFilter, is_error
-from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
+from otatui.tui.history_filter import HistoryFilter
+from otatui.tui.records import NOT_SENT, HistoryEntry
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.catalogue_keys import catalogue_bindings
+from otatui.tui.screens.history_cells import (
+    COLUMNS,
+    DIRECTION_WORDS,
+    cloud_cell,
+    message_text,
+    row_cells,
+    status_cell,
+)
 from otatui.tui.widgets.chrome import ota_footer, ota_header
 from otatui.tui.widgets.export_dialog import ExportChoice, ExportDialog, ExportFormat
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("time", "Time"),
-    ("device", "Device"),
-    ("dir", "Dir"),
-    ("version", "Version"),
-    ("status", "Status"),
-    ("cloud", "Cloud"),
-    ("source", "Source"),
-    ("message", "Message"),
-)
-DIRECTION_WORDS = {"in": "in", "out": "out", "local": "loc"}
-CLOUD_WORDS = {SENT: "sent", NOT_SENT: "unsent"}
 EXPORT_FORMATS: dict[ExportFormat, FileFormat] = {
     ExportFormat.CSV: "csv",
     ExportFormat.JSON_LINES: "json",
 }
 DEFAULT_EXPORT = "otatui-history.csv"
-MESSAGE_CHARS = 200
 APPEND_BATCH = 250
 """Rows appended per redraw (a `DataTable` row costs about half a millisecond to add)."""
 APPEND_DELAY_S = 0.05
 FILTER_DELAY_S = 0.15
 """The filter applies when typing pauses this long (or at once on Enter)."""
-
-
-def status_cell(e: HistoryEntry, mono: bool = False) -> Text:
-    """The status, ``manifest`` for an offer, ``error`` for a local error; ``!!`` on failures."""
-    if e.resource == "config_otau":
-        word = "manifest"
-        if e.note.startswith("rejected"):
-            return Text("!! rejected", style=tone("bold red", mono))
-    elif e.resource == "error":
-        word = "error"
-    else:
-        word = e.status or "-"
-    if is_error(e):
-        return Text(f"!! {word}", style=tone("bold red", mono))
-    return Text(word)
-
-
-def cloud_cell(e: HistoryEntry, mono: bool = False) -> Text:
-    word = CLOUD_WORDS.get(e.cloud, e.cloud or "-")
-    return Text(word, style=tone("yellow", mono) if e.cloud == NOT_SENT else "")
-
-
-def message_text(e: HistoryEntry) -> str:
-    text = e.message
-    if e.note and e.note not in text:
-        text = f"{text} ({e.note})" if text else e.note
-    text = " ".join(text.split())
-    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
-
-
-def row_cells(
-    e: HistoryEntry, clock: Callable[[float], str], mono: bool = False
-) -> tuple[Any, ...]:
-    """The cells of one entry, in `COLUMNS` order."""
-    return (
-        clock(e.time),
-        e.device,
-        DIRECTION_WORDS.get(e.direction, e.direction),
-        e.version or "-",
-        status_cell(e, mono),
-        cloud_cell(e, mono),
-        e.source or "-",
-        message_text(e),
-    )
 
 
 class HistoryScreen(StateScreen):

@@ -1,0 +1,71 @@
+"""How the History screen reads: the cells of one history entry (failures marked ``!!``, reports
+not yet confirmed by the connector ``unsent``; styles toned down under ``--no-color``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+
+from otatui.tui.cells import tone
+from otatui.tui.history_filter import is_error
+from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "Time"),
+    ("device", "Device"),
+    ("dir", "Dir"),
+    ("version", "Version"),
+    ("status", "Status"),
+    ("cloud", "Cloud"),
+    ("source", "Source"),
+    ("message", "Message"),
+)
+DIRECTION_WORDS = {"in": "in", "out": "out", "local": "loc"}
+CLOUD_WORDS = {SENT: "sent", NOT_SENT: "unsent"}
+MESSAGE_CHARS = 200
+
+
+def status_cell(e: HistoryEntry, mono: bool = False) -> Text:
+    """The status, ``manifest`` for an offer, ``error`` for a local error; ``!!`` on failures."""
+    if e.resource == "config_otau":
+        word = "manifest"
+        if e.note.startswith("rejected"):
+            return Text("!! rejected", style=tone("bold red", mono))
+    elif e.resource == "error":
+        word = "error"
+    else:
+        word = e.status or "-"
+    if is_error(e):
+        return Text(f"!! {word}", style=tone("bold red", mono))
+    return Text(word)
+
+
+def cloud_cell(e: HistoryEntry, mono: bool = False) -> Text:
+    word = CLOUD_WORDS.get(e.cloud, e.cloud or "-")
+    return Text(word, style=tone("yellow", mono) if e.cloud == NOT_SENT else "")
+
+
+def message_text(e: HistoryEntry) -> str:
+    text = e.message
+    if e.note and e.note not in text:
+        text = f"{text} ({e.note})" if text else e.note
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def row_cells(
+    e: HistoryEntry, clock: Callable[[float], str], mono: bool = False
+) -> tuple[Any, ...]:
+    """The cells of one entry, in `COLUMNS` order."""
+    return (
+        clock(e.time),
+        e.device,
+        DIRECTION_WORDS.get(e.direction, e.direction),
+        e.version or "-",
+        status_cell(e, mono),
+        cloud_cell(e, mono),
+        e.source or "-",
+        message_text(e),
+    )
