@@ -11,6 +11,7 @@ for `lan`), the store, `Prefetch` and `OutboxSync` (what `otatui fetch` and `ota
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 from pathlib import Path
@@ -22,11 +23,12 @@ from serial_helpers import device_on_pty
 from otatui.config import Config, load_config
 from otatui.connector import Connector
 from otatui.engine.events import Event, EventBus, LinkChanged, PhaseChanged, TransferFinished
+from otatui.engine.export import history_rows, write_json_lines
 from otatui.engine.fleet import Fleet
 from otatui.engine.prefetch import Prefetch
 from otatui.engine.sync import OutboxSync
 from otatui.sim.lan_device import LanDevice
-from otatui.store import Store
+from otatui.store import Store, StoreReader
 
 SERIAL, LAN = ("sensor-1", "a0001"), ("sensor-2", "a0002")
 NEW = "2.1.0"
@@ -61,6 +63,14 @@ def site(tmp_path: Path, cloud: Connector, serial_path: str) -> Config:
     with path.open("a") as f:  # the laptop's LAN connector, on free loopback ports
         f.write('[lan]\nhost = "127.0.0.1"\nhttp_port = 0\nmqtt_port = 0\n')
     return load_config(path)
+
+
+def history_export(config: Config) -> list[dict[str, object]]:
+    """What `otatui history --json` writes, parsed."""
+    out = io.StringIO()
+    with StoreReader.open_readonly(config.locations.db_path) as reader:
+        write_json_lines(history_rows(reader), out, lambda line: line)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 async def wait_for(predicate, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -148,7 +158,13 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
                 ]
                 for name in (SERIAL[0], LAN[0])
             }
+        exported = history_export(config)
         for name, link in ((SERIAL[0], "serial"), (LAN[0], "lan")):
+            out = [r for r in exported if r["device"] == name and r["direction"] == "out"]
+            assert {r["cloud"] for r in out} == {"not yet sent"}  # `otatui history --json`
+            assert link in {r["source"] for r in out}
+            manifests = [r for r in exported if r["device"] == name and r["direction"] == "in"]
+            assert [r["source"] for r in manifests] == ["cache"]
             assert all(r.delivered_at is None for r in rows[name])
             sources = {r.source for r in rows[name]}
             assert link in sources  # the device's own reports, through its link
@@ -177,6 +193,8 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
                 }
             finally:
                 store.close()
+            exported = history_export(config)
+            assert {r["cloud"] for r in exported if r["direction"] == "out"} == {"sent"}
             for name, identity in (SERIAL, LAN):
                 got = back.reports(identity, "otau_in")
                 history = delivered[name]
