@@ -18,8 +18,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from otatui.otau.manifest import Manifest, parse_manifest
-from otatui.otau.status import Status, StatusReport
+from otatui.otau.status import Status
 from otatui.store import HistoryRow
 from otatui.tui.records import (
     NOT_SENT,
@@ -33,6 +32,7 @@ from otatui.tui.records import (
     OfferedManifest,
     OutputLine,
 )
+from otatui.tui.stored import entry_from_row, manifest_line, offered_from_row
 
 __all__ = [
     "Category",
@@ -183,7 +183,7 @@ class FleetState:
                 direction="in",
                 resource=CONFIG_OTAU,
                 version=e.version,
-                message=_manifest_line(offered),
+                message=manifest_line(offered),
                 source=e.source or d.info.protocol,
                 note=f"rejected: {e.reason}" if not e.valid else "",
             ),
@@ -401,96 +401,23 @@ class FleetState:
         return count
 
     def _row(self, d: DeviceView, row: HistoryRow, outbox_id: int | None) -> None:
+        entry = entry_from_row(row, outbox_id)
         if row.resource == CONFIG_OTAU and row.direction == "in":
-            offered = _offered_from_row(row)
+            offered = offered_from_row(row)
             self._offer(d, offered)
+            entry.message = manifest_line(offered)
             d.last_seen = max(d.last_seen or 0.0, row.time)
-            entry = HistoryEntry(
-                time=row.time,
-                device=d.name,
-                direction="in",
-                resource=CONFIG_OTAU,
-                version=row.version,
-                message=_manifest_line(offered),
-                source=row.source,
-                note=row.note or "",
-                row_id=row.id,
-            )
         elif row.resource == OTAU_IN and row.direction == "out":
-            message = _report_message(row.value)
-            sent = row.delivered_at is not None
             if row.status is not None and row.version is not None:
-                self._status(d, row.version, row.status, message, row.time, sent=sent)
+                sent = row.delivered_at is not None
+                self._status(d, row.version, row.status, entry.message, row.time, sent=sent)
             if row.delivered_at is not None:
                 d.last_seen = max(d.last_seen or 0.0, row.delivered_at)
-            entry = HistoryEntry(
-                time=row.time,
-                device=d.name,
-                direction="out",
-                resource=OTAU_IN,
-                version=row.version,
-                status=row.status,
-                message=message,
-                source=row.source,
-                cloud=SENT if sent else NOT_SENT,
-                note=row.note or "",
-                row_id=row.id,
-                outbox_id=outbox_id,
-            )
-            if outbox_id is not None and not sent:
+            elif outbox_id is not None:
                 self._outbox[outbox_id] = entry
-        else:
-            entry = HistoryEntry(
-                time=row.time,
-                device=d.name,
-                direction=row.direction,
-                resource=row.resource,
-                version=row.version,
-                status=row.status,
-                source=row.source,
-                cloud=(SENT if row.delivered_at is not None else NOT_SENT)
-                if row.direction == "out"
-                else "",
-                note=row.note or "",
-                row_id=row.id,
-            )
         self._add_history(d, entry)
 
 
 def _kind_of_class(event: object) -> str:
     """The kind for an event class known by name only (before the engine defines its kind)."""
     return {"LinkChanged": "link", "AwaitingApply": "awaiting_apply"}.get(type(event).__name__, "")
-
-
-def _manifest_line(offered: OfferedManifest) -> str:
-    if not offered.valid:
-        return f"invalid manifest: {offered.reason}"
-    return f'manifest "{offered.name}" ({offered.type})'
-
-
-def _offered_from_row(row: HistoryRow) -> OfferedManifest:
-    parsed = parse_manifest(row.value)
-    if isinstance(parsed, Manifest):
-        return OfferedManifest(
-            version=parsed.version,
-            name=parsed.name,
-            type=parsed.type.value,
-            description=parsed.description,
-            items=tuple(i.raw for i in parsed.items),
-            source=row.source,
-            time=row.time,
-        )
-    return OfferedManifest(
-        version=parsed.version or row.version,
-        valid=False,
-        reason=parsed.reason,
-        source=row.source,
-        time=row.time,
-    )
-
-
-def _report_message(value: str) -> str:
-    try:
-        return StatusReport.from_json(value).message
-    except ValueError:
-        return ""
