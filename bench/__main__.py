@@ -1,13 +1,14 @@
 """Every benchmark in one run, one table: ``make bench`` (``python -m bench``).
 
-    .venv/bin/python -m bench [--only download,fleet,startup,ymodem] [--quick]
+    .venv/bin/python -m bench [--only download,fleet,tui,startup,ymodem] [--quick]
                               [--size-mib 1024] [--rounds 5] [--rss-sizes 64,4096]
                               [--devices 1000] [--small-fleet 10] [--ymodem-mib 16]
                               [--json results.json]
 
 Prints the raw figures of each benchmark as it finishes, then one table: benchmark, ours,
 baseline, ratio, goal, met?. ``--quick`` is a smoke run (256 MiB, 2 rounds, 64 MiB only for
-RSS, 100 devices, 2 start-up rounds, 4 MiB YMODEM): its figures are not the goals' figures.
+RSS, 100 devices, 100 devices and 10 presses for the TUI, 2 start-up rounds, 4 MiB YMODEM):
+its figures are not the goals' figures.
 
 The benchmarks (each also runs alone: ``python -m bench.download`` etc.):
 
@@ -15,6 +16,9 @@ The benchmarks (each also runs alone: ``python -m bench.download`` etc.):
   with apt-get when missing) vs ``curl -o`` and ``curl -o /dev/null``, nginx's
   ``$request_time``, median of the rounds; peak RSS at other sizes;
 - ``fleet`` (:mod:`bench.fleet`): 1,000 MQTT agents in one ``otatui run --headless``;
+- ``tui`` (``bench/tui_load.py``, when present): the Fleet screen with 1,000 devices under 5,000
+  events/s, key press to repaint (its ``run(devices, rate, presses)``: ``flood``/``idle``
+  medians, ``met``);
 - ``startup`` (:mod:`bench.startup`): ``otatui --help``, ``import otatui.cli``, TUI first frame;
 - ``ymodem`` (``bench/ymodem.py``, when present): its ``run(size_mib, rounds)``; the table reads
   ``ours_mib_s``, ``baseline_mib_s`` and ``ratio`` from its result when it has them.
@@ -34,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BENCHMARKS = ("download", "fleet", "startup", "ymodem")
+BENCHMARKS = ("download", "fleet", "tui", "startup", "ymodem")
 THREAD_BOUND = 1 + 4 + 2 + min(32, (os.cpu_count() or 1) + 4) + 2
 """Every thread of an ``otatui run`` is in a pool bounded by a limit that does not depend on
 devices: the main thread, the download workers (``concurrent_downloads``, 4), a pumped body's
@@ -168,6 +172,20 @@ def startup_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def tui_rows(r: dict[str, Any]) -> list[Row]:
+    flood, idle = r["flood"], r["idle"]
+    return [
+        Row(
+            f"TUI {r['devices']} devices, {r['rate']} events/s: key -> repaint (median)",
+            f"{flood['median_ms']:.1f} ms (p90 {flood['p90_ms']:.1f}, {flood['timeouts']} t/o)",
+            f"no events: {idle['median_ms']:.1f} ms",
+            f"{r['ratio_median']:.2f}x",
+            f"<= {r['goal_median_ms']:.0f} ms",
+            bool(r["met"]),
+        )
+    ]
+
+
 def ymodem_rows(r: dict[str, Any]) -> list[Row]:
     ratio = r.get("ratio")
     ours = r.get("ours_mib_s")
@@ -204,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--httpx", action="store_true", help="also time the httpx path")
     parser.add_argument("--devices", type=int, default=None, help="fleet size (1000)")
     parser.add_argument("--small-fleet", type=int, default=10)
+    parser.add_argument("--tui-presses", type=int, default=None, help="TUI key presses (40)")
     parser.add_argument("--startup-rounds", type=int, default=None)
     parser.add_argument("--ymodem-mib", type=int, default=None, help="YMODEM size (16)")
     parser.add_argument("--ymodem-rounds", type=int, default=3)
@@ -254,6 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import fleet
 
         attempt("fleet", lambda: fleet.run(devices, args.small_fleet), fleet_rows)
+    if "tui" in chosen:
+        if importlib.util.find_spec("bench.tui_load") is None:
+            rows.append(
+                Row("TUI under load", "not run: bench/tui_load.py missing", "", "", "", None)
+            )
+        else:
+            tui = importlib.import_module("bench.tui_load")
+            presses = args.tui_presses or (10 if quick else 40)
+            n = 100 if quick else 1000
+            attempt("tui", lambda: tui.run(n, 5000, presses), tui_rows)
     if "startup" in chosen:
         from bench import startup
 
