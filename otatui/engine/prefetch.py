@@ -9,7 +9,8 @@ Monitors are skipped: they never update anything.
 
 The manifest text read is kept in the store for each device (with the sha256 of each file
 verified), so that a bridge can later work from it while the connector is unreachable
-(`otatui.engine.forwarding`); a device with no manifest offered has its kept one removed.
+(`otatui.engine.forwarding`); a device with no (valid) manifest offered has its kept one
+removed: offline, it must not be given an update the cloud no longer offers.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class Prefetch:
         if isinstance(parsed, ManifestError):
             result.version = parsed.version
             result.error = f"the offered manifest is not valid: {parsed.reason}"
+            self._forget(result)
             return result
         result.version, result.name = parsed.version, parsed.name
         result.manifest_type = parsed.type.value
@@ -161,7 +163,7 @@ class Prefetch:
         try:
             self.store.delete_fetched(result.device)
         except StoreError as exc:
-            result.error = f"cannot forget the kept manifest: {exc}"
+            result.error = result.error or f"cannot forget the kept manifest: {exc}"
 
 
 def _token(device: DeviceConfig) -> str:

@@ -255,3 +255,31 @@ async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
     assert [r.value for r in got] == [h.value for h in history]  # once each, in order
     for report, row in zip(got, history, strict=True):
         assert report.via == "http-record" and report.timestamp == int(row.time)
+
+
+async def test_fetch_keeps_the_offered_manifest_and_forgets_a_withdrawn_one(
+    tmp_path: Path,
+) -> None:
+    async with Connector(devices=list(TOKENS.items())) as connector:
+        connector.add_content("sensor.bin", b"sensor firmware")
+        config = site(tmp_path, connector)
+        store = Store.open(config.locations.db_path)
+        try:
+            connector.set_config_otau("a0001", MANIFEST)
+            assert (await Prefetch(config, store).run())[0].ok
+            kept = store.get_fetched("sensor-1")
+            assert kept is not None and kept.raw == MANIFEST and kept.version == "2.1.0"
+            assert kept.files[0] is not None and len(kept.files[0]) == 64
+            # An invalid offer replaces it: nothing is kept (offline it must not be used).
+            connector.set_value("a0001", "config_otau", '{"version":"3.0.0"}')
+            assert not (await Prefetch(config, store).run())[0].ok
+            assert store.get_fetched("sensor-1") is None
+            connector.set_config_otau("a0001", MANIFEST)
+            await Prefetch(config, store).run()
+            assert store.get_fetched("sensor-1") is not None
+            connector.set_value("a0001", "config_otau", "")  # withdrawn
+            result = (await Prefetch(config, store).run())[0]
+            assert result.ok and not result.offered
+            assert store.get_fetched("sensor-1") is None
+        finally:
+            store.close()
