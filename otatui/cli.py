@@ -127,6 +127,13 @@ async def _run_headless(config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_sim_device(args: argparse.Namespace) -> int:
+    """A simulated device (serial or LAN) that prints its side of the protocol."""
+    from otatui.sim.command import run
+
+    return run(args)
+
+
 def _open_reader(config: Config) -> StoreReader | None:
     """The store, read-only (another otatui may be writing it); ``None`` if there is none yet."""
     path = config.locations.db_path
@@ -375,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("fetch", "sim-device", "config"):
         sub.add_parser(name, help=_SUBCOMMANDS[name], description=_SUBCOMMANDS[name])
+    from otatui.sim.command import add_arguments as add_sim_device_arguments
+
+    add_sim_device_arguments(sub.choices["sim-device"])
 
     parser.set_defaults(handler=_not_available("tui"))
     for name in _SUBCOMMANDS:
@@ -387,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["history"].set_defaults(handler=cmd_history)
     sub.choices["sync"].set_defaults(handler=cmd_sync)
     sub.choices["fetch"].set_defaults(handler=cmd_fetch)
+    sub.choices["sim-device"].set_defaults(handler=cmd_sim_device)
     return parser
 
 
