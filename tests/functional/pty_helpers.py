@@ -10,8 +10,9 @@ While our copy of the slave fd is open, the master never sees the other side go 
 (`close_slave()`) once a child process or a `SerialPort` holds the slave, so that reading the
 master raises `PortClosed` when that side closes.
 
-`lrzsz(args, pty, cwd=...)` starts `sz`/`rz` with stdin/stdout on the pty slave and kills and
-reaps it when the block ends; `stderr` goes to a temp file readable with `proc_stderr(proc)`.
+`lrzsz(args, pty, cwd=...)` starts `sz`/`rz` with stdin/stdout on the pty slave (or master,
+`on_master=True`) and kills and reaps it when the block ends; its stderr goes to a temp file,
+readable with `proc_stderr(proc)`.
 """
 
 from __future__ import annotations
@@ -62,23 +63,24 @@ _stderr_files: dict[int, Path] = {}
 
 @contextlib.contextmanager
 def lrzsz(
-    args: list[str], pty: PtyPair, *, cwd: Path | str | None = None
+    args: list[str], pty: PtyPair, *, cwd: Path | str | None = None, on_master: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run an lrzsz command on the pty slave; killed (if still running) and reaped at the end."""
-    assert pty.slave is not None, "the pty slave was already closed"
+    """Run an lrzsz command on the pty slave (or the master); killed and reaped at the end.
+
+    On the slave, our copy of the slave fd is closed once the child holds it. On the master,
+    open the slave yourself (e.g. `SerialPort.open(pty.slave_path)`, then `pty.close_slave()`).
+    """
+    fd = pty.master if on_master else pty.slave
+    assert fd is not None, "the pty slave was already closed"
     with tempfile.NamedTemporaryFile(prefix="lrzsz-", suffix=".err", delete=False) as err:
         err_path = Path(err.name)
     with err_path.open("wb") as err_file:
         proc = subprocess.Popen(
-            args,
-            stdin=pty.slave,
-            stdout=pty.slave,
-            stderr=err_file,
-            cwd=cwd,
-            start_new_session=True,
+            args, stdin=fd, stdout=fd, stderr=err_file, cwd=cwd, start_new_session=True
         )
     _stderr_files[proc.pid] = err_path
-    pty.close_slave()
+    if not on_master:
+        pty.close_slave()
     try:
         yield proc
     finally:
