@@ -110,7 +110,13 @@ def _non_negative_float(text: str) -> float:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run the simulated device until SIGINT/SIGTERM or until its port closes; 0 then."""
-    folder, temporary = _folder(args.folder)
+    try:
+        folder, temporary = _folder(args.folder)
+    except OSError as exc:
+        print(
+            f"otatui: cannot use the folder {args.folder}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 2
     try:
         if args.kind == "lan":
             return asyncio.run(_serve_lan(args, folder, out))

@@ -160,3 +160,28 @@ async def test_the_lan_command_follows_a_manifest_of_the_local_connector(tmp_pat
             proc.kill()
             await proc.wait()
         await connector.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--port", "/dev/ttyNOPE"], 1, "otatui: cannot open /dev/ttyNOPE: no such device\n"),
+        (
+            ["--pty", "--folder", "/proc/nope/x"],
+            2,
+            "otatui: cannot use the folder /proc/nope/x: No such file or directory\n",
+        ),
+    ],
+)
+async def test_command_errors_are_one_line(args: list[str], code: int, message: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        str(CLI),
+        "sim-device",
+        "serial",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == code
+    assert err.decode() == message and out == b""
