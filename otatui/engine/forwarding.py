@@ -56,23 +56,27 @@ class Forwarding:
         self.clock = clock
         self.offline_after = offline_after
         self._down_since: float | None = clock()
+        self._failed = False
         self._state = LinkState.CONNECTING
 
     # -- connection ----------------------------------------------------------------------------
 
     def on_state(self, state: ChannelState) -> None:
         if state.state is LinkState.CONNECTED:
-            self._down_since = None
+            self._down_since, self._failed = None, False
         elif self._down_since is None:
             self._down_since = self.clock()
+        if state.state is LinkState.BACKOFF:
+            self._failed = True  # an attempt failed (reconnecting after it still counts)
         self._state = state.state
 
     @property
     def offline(self) -> bool:
-        """The connector has been unreachable (failed attempts) for `offline_after` s."""
-        if self.offline_after is None or self._down_since is None:
+        """Not connected for `offline_after` s, with at least one failed attempt (refused
+        credentials or a stopped channel are not "unreachable")."""
+        if self.offline_after is None or self._down_since is None or not self._failed:
             return False
-        if self._state is not LinkState.BACKOFF:
+        if self._state not in (LinkState.BACKOFF, LinkState.CONNECTING):
             return False
         return self.clock() - self._down_since >= self.offline_after
 

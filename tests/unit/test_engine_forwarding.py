@@ -51,6 +51,8 @@ def test_taken_up_only_offline_idle_new_and_unused(store: Store) -> None:
     clock.now += 5
     got = fw.candidate(machine)
     assert got is not None and got.raw == RAW
+    fw.on_state(ChannelState(LinkState.CONNECTING, attempt=1))  # trying again: still offline
+    assert fw.candidate(machine) is not None
     # Connected: never.
     fw.on_state(ChannelState(LinkState.CONNECTED))
     clock.now += 100
