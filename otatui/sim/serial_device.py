@@ -161,7 +161,14 @@ class SerialDevice:
 
     async def _receive(self, seconds: float) -> sf.HostFrame | None:
         """The next frame from the host (None at the timeout); bad frames get an error frame."""
-        line = await self.port.readline(seconds, sf.MAX_FRAME)
+        try:
+            line = await self.port.readline(seconds, sf.MAX_FRAME)
+        except PortClosed:
+            raise
+        except LinkError as exc:  # a line longer than any frame: drop it, say so, go on
+            self.port.discard_input()
+            await self._send(sf.ErrorFrame(message=str(exc)))
+            return None
         if line is None:
             return None
         text = sf.frame_text(line)

@@ -82,6 +82,15 @@ async def test_bad_frames_get_an_error_frame_and_the_device_goes_on(host: Host) 
     assert await host.hear() == {"type": "pong", "seq": 1}
 
 
+async def test_an_over_long_line_is_dropped_with_an_error_frame(host: Host) -> None:
+    await host.port.write(b"x" * 70_000 + b"\n")
+    frame = await host.hear()
+    assert frame["type"] == "error" and "longer than 65536 bytes" in frame["message"]
+    await asyncio.sleep(0.1)
+    await host.say(type="ping", seq=2)
+    assert await host.hear() == {"type": "pong", "seq": 2}
+
+
 async def test_an_invalid_manifest_is_echoed_then_refused(host: Host) -> None:
     raw = '{"version":"2.0.0","name":"x","type":"ZIP","payload":"a"}'
     await host.say(type="manifest", manifest=raw, files=[])
