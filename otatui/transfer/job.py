@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import errno
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -22,6 +21,14 @@ import httpx
 
 from otatui.otau.payload import PayloadItem
 from otatui.store import CacheEntry, Store, StoreError, TransferState
+from otatui.transfer.answer import (
+    content_length,
+    describe_transport_error,
+    parse_content_range,
+    refusal,
+    unsatisfied_range,
+    validator_of,
+)
 from otatui.transfer.cache import ContentCache
 from otatui.transfer.errors import DownloadError
 from otatui.transfer.partial import PartialFile, WriteV
@@ -33,8 +40,6 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RESTARTS = 3
 MAX_ATTEMPTS = 200
 SAVE_INTERVAL_S = 2.0
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
 
 
 class Tuning(Protocol):
@@ -194,7 +199,7 @@ class DownloadJob:
             except httpx.TimeoutException:
                 reason = "the server stopped answering (timeout)"
             except httpx.TransportError as exc:
-                reason = _describe(exc)
+                reason = describe_transport_error(exc)
             else:
                 if outcome == "done":
                     return
@@ -260,8 +265,8 @@ class DownloadJob:
         headers = response.headers
         content_range = headers.get("content-range")
         if status == 206 or (status == 200 and offset > 0 and content_range is not None):
-            parsed = _parse_content_range(content_range)
-            seen = _validator(headers)
+            parsed = parse_content_range(content_range)
+            seen = validator_of(headers)
             changed = (
                 parsed is None
                 or parsed[0] != offset
@@ -280,12 +285,12 @@ class DownloadJob:
         elif status == 200:
             if offset > 0:  # Range ignored, or If-Range said the file changed
                 await self._restart()
-            self.validator = _validator(headers)
-            self.total = _content_length(headers)
+            self.validator = validator_of(headers)
+            self.total = content_length(headers)
             expected = self.total
         elif status == 416 and offset > 0:
-            unsatisfied = _UNSATISFIED_RANGE.match(headers.get("content-range", ""))
-            if unsatisfied is not None and int(unsatisfied.group(1)) == offset:
+            unsatisfied = unsatisfied_range(headers.get("content-range"))
+            if unsatisfied == offset:
                 self.total = offset  # everything is already here
                 return "done"
             await self._restart()
@@ -294,7 +299,7 @@ class DownloadJob:
         elif status in RETRY_STATUSES or status >= 500:
             raise Retry(f"HTTP {status}")
         else:
-            self._fail(_refusal(self.label, status), discard=status in (404, 410))
+            self._fail(refusal(self.label, status), discard=status in (404, 410))
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             self._fail(f"{self.label}: the server sent it compressed ({encoding[:20]})")
@@ -366,45 +371,3 @@ async def _close(response: httpx.Response | RawResponse) -> None:
 def _close_late(future: Future[RawResponse]) -> None:
     if not future.cancelled() and future.exception() is None:
         future.result().close()
-
-
-def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    match = _CONTENT_RANGE.match(value or "")
-    if match is None:
-        return None
-    first, last = int(match.group(1)), int(match.group(2))
-    total = None if match.group(3) == "*" else int(match.group(3))
-    if last < first or (total is not None and last >= total):
-        return None
-    return first, last, total
-
-
-def _content_length(headers: httpx.Headers) -> int | None:
-    value = headers.get("content-length", "").strip()
-    return int(value) if value.isdigit() else None
-
-
-def _validator(headers: httpx.Headers) -> str | None:
-    """A strong ETag, else Last-Modified: what makes a resume conditional."""
-    etag: str | None = headers.get("etag")
-    if etag is not None and etag.startswith('"'):
-        return etag
-    modified: str | None = headers.get("last-modified")
-    return modified
-
-
-def _refusal(label: str, status: int) -> str:
-    if status == 401:
-        return f"{label}: the connector refused the device token (HTTP 401)"
-    if status == 403:
-        return f"{label}: access forbidden (HTTP 403)"
-    if status in (404, 410):
-        return f"{label}: not found (HTTP {status})"
-    return f"{label}: the server answered HTTP {status}"
-
-
-def _describe(exc: httpx.TransportError) -> str:
-    text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({text})"
-    return f"connection lost ({text})"

@@ -15,8 +15,14 @@ import pytest
 
 from otatui.otau import parse_payload_item
 from otatui.transfer import TOKEN_HEADER, CachedFile, ContentAuth, DownloadError, materialize
+from otatui.transfer.answer import (
+    content_length,
+    parse_content_range,
+    unsatisfied_range,
+    validator_of,
+)
 from otatui.transfer.cache import ContentCache, filename_problem
-from otatui.transfer.job import _content_length, _parse_content_range, _validator, backoff_delay
+from otatui.transfer.job import backoff_delay
 from otatui.transfer.partial import PartialFile
 from otatui.transfer.progress import RateMeter
 from otatui.transfer.source import origin, resolve
@@ -125,20 +131,27 @@ def test_redirect_targets_refused(location: str, reason: str):
     ],
 )
 def test_content_range(value: str | None, parsed: tuple[int, int, int | None] | None):
-    assert _parse_content_range(value) == parsed
+    assert parse_content_range(value) == parsed
 
 
 def test_validator_prefers_a_strong_etag():
     lm = "Wed, 21 Oct 2015 07:28:00 GMT"
-    assert _validator(httpx.Headers({"etag": '"abc"', "last-modified": lm})) == '"abc"'
-    assert _validator(httpx.Headers({"etag": 'W/"abc"', "last-modified": lm})) == lm
-    assert _validator(httpx.Headers({})) is None
+    assert validator_of(httpx.Headers({"etag": '"abc"', "last-modified": lm})) == '"abc"'
+    assert validator_of(httpx.Headers({"etag": 'W/"abc"', "last-modified": lm})) == lm
+    assert validator_of(httpx.Headers({})) is None
 
 
 def test_content_length():
-    assert _content_length(httpx.Headers({"content-length": "12"})) == 12
-    assert _content_length(httpx.Headers({"content-length": "-1"})) is None
-    assert _content_length(httpx.Headers({})) is None
+    assert content_length(httpx.Headers({"content-length": "12"})) == 12
+    assert content_length(httpx.Headers({"content-length": "-1"})) is None
+    assert content_length(httpx.Headers({})) is None
+
+
+def test_unsatisfied_range_gives_the_total():
+    assert unsatisfied_range("bytes */1234") == 1234
+    assert unsatisfied_range(" BYTES */0 ") == 0
+    assert unsatisfied_range("bytes 0-1/2") is None
+    assert unsatisfied_range(None) is None
 
 
 class _Tuning:
