@@ -9,6 +9,9 @@
 - `stop_mqtt_listener` / `start_mqtt_listener`: take the connector's MQTT listener away and
   bring it back on the same port (the HTTP side keeps running).
 - `make_ca`: a throw-away CA and a server certificate it signed, with the `openssl` CLI.
+- `site_customization`: a folder to put on PYTHONPATH of an `otatui` process so that it runs
+  with a file-size limit (`OTATUI_TEST_FSIZE`) and/or logs everything to stderr
+  (`OTATUI_TEST_DEBUG_LOG`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -237,3 +241,27 @@ def make_ca(directory: Path) -> tuple[Path, Path, Path]:
     for argv in steps:
         subprocess.run(argv, check=True, capture_output=True, timeout=30)
     return ca, cert, key
+
+
+# Read by Python at start-up (sitecustomize) in an `otatui` process whose PYTHONPATH holds it.
+_SITECUSTOMIZE = textwrap.dedent(
+    """
+    import os
+    if os.environ.get("OTATUI_TEST_FSIZE"):
+        # A file-size limit; SIGXFSZ ignored, so a write past it fails with EFBIG.
+        import resource, signal
+        limit = int(os.environ["OTATUI_TEST_FSIZE"])
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    if os.environ.get("OTATUI_TEST_DEBUG_LOG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+    """
+)
+
+
+def site_customization(directory: Path) -> Path:
+    """A folder holding the test `sitecustomize.py` (put it on PYTHONPATH); returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    return directory

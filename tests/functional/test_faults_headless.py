@@ -15,7 +15,6 @@ import json
 import os
 import random
 import signal
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from fault_helpers import (
     final_statuses,
     otau_in,
     site_config,
+    site_customization,
     work_results,
 )
 from test_headless_run import Otatui, slow_server
@@ -161,25 +161,10 @@ async def _until_final(connector: Connector, identity: str, version: str, note: 
     )
 
 
-# A sitecustomize that gives the otatui process a file-size limit (and ignores SIGXFSZ, so a
-# write past it fails with EFBIG instead of killing the process).
-FSIZE_SITE = textwrap.dedent(
-    """
-    import os, resource, signal
-    limit = int(os.environ.get("OTATUI_TEST_FSIZE", "0"))
-    if limit:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    """
-)
-
-
 async def test_full_disk_while_downloading_is_a_clear_download_error_and_the_session_goes_on(
     tmp_path: Path,
 ) -> None:
-    site = tmp_path / "site-packages-fsize"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(FSIZE_SITE)
+    site = site_customization(tmp_path / "site")
     limit = 2 * 1024 * 1024
     big, small = os.urandom(5 * 1024 * 1024), os.urandom(100_000)
     connector = Connector(devices=list(TOKENS.items()))
