@@ -376,6 +376,16 @@ def sample_events(now: float = FROZEN_NOW) -> list[Event]:
             "/dev/ttyUSB0 at 115200 baud; device answered",
         )
     )
+    # the apply gate holds the update in its phase (downloading, every file done) while it waits
+    out.append(
+        PhaseChanged(
+            device="sensor-1",
+            time=now - 595,
+            phase="downloading",
+            version=SENSOR_V,
+            installed_version="3.0.1",
+        )
+    )
     out.append(_awaiting("sensor-1", now - 399, SENSOR_V))
     out.append(
         PhaseChanged(

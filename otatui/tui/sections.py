@@ -34,6 +34,8 @@ def title_text(d: DeviceView, *, mono: bool = False) -> Text:
     out.append(f"  identity {d.info.identity} · {d.info.role} · {d.info.route}")
     if d.info.link and d.info.link != d.info.link_kind:
         out.append(f" ({d.info.link})")
+    if d.info.apply == "confirm":
+        out.append(" · apply: confirm")
     out.append(f"\ninstalled {d.installed_version or '?'}")
     if d.offered is not None:
         out.append(f" · offered {d.offered.version or '?'}")
