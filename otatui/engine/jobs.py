@@ -93,7 +93,7 @@ class Jobs:
     async def checks(self, manifest: Manifest, job: int) -> None:
         cache = self.downloader.cache_dir
         try:
-            cache.mkdir(parents=True, exist_ok=True)
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the cache makes it
             free = shutil.disk_usage(cache).free
         except OSError as exc:
             self._result(False, f"cache folder unusable: {exc}", job)
