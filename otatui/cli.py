@@ -101,9 +101,17 @@ def _secrets(config: Config) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     """The update engine for every configured device; --headless prints JSON lines."""
     if not args.headless:
-        raise UsageError("the terminal UI is not available yet; use 'otatui run --headless'")
+        return cmd_tui(args)
     config = _load(args)
     return asyncio.run(_run_headless(config))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    """The terminal UI on the configuration (the engine runs inside it)."""
+    config = _load(args)
+    from otatui.tui.launch import run_tui
+
+    return run_tui(config, no_color=args.no_color)
 
 
 async def _run_headless(config: Config) -> int:
@@ -386,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim_device_arguments(sub.choices["sim-device"])
 
-    parser.set_defaults(handler=_not_available("tui"))
+    parser.set_defaults(handler=cmd_tui)
     for name in _SUBCOMMANDS:
         sub.choices[name].set_defaults(handler=_not_available(name))
     sub.choices["config"].set_defaults(handler=cmd_config)
