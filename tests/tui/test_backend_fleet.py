@@ -148,3 +148,23 @@ async def test_the_app_runs_on_the_engine_with_the_config_keys(
         assert app.start_error == ""
         assert backend.running
     assert not backend.running  # quitting the app stopped the engine
+
+
+async def test_a_second_engine_on_the_same_data_is_refused_in_one_line(
+    tmp_path: Path, connector: Connector
+) -> None:
+    config = load_config(config_file(tmp_path, connector))
+    first = FleetBackend(config)
+    await first.start()
+    try:
+        second = FleetBackend(config)
+        app = OtaApp(second)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert app.start_error and "\n" not in app.start_error
+            assert TOKEN not in app.start_error
+            assert isinstance(app.screen, FleetScreen)  # the configured devices are still shown
+            assert "pump-1" in app.state.devices
+        assert not second.running
+    finally:
+        await first.stop()
