@@ -131,12 +131,8 @@ async def run_through_sessions(
 
 @pytest.fixture
 async def connector():
-    c = Connector(devices=list(TOKENS.items()))
-    await c.start()
-    try:
+    async with Connector(devices=list(TOKENS.items())) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 async def test_corpus_of_malformed_manifests_through_real_sessions(

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from engine_helpers import statuses, wait_status
+from engine_helpers import TOKENS, statuses, wait_status
 from fault_helpers import (
     assert_delivered_once,
     assert_none_lost,
@@ -40,14 +40,8 @@ def sha(data: bytes) -> str:
 
 @pytest.fixture
 async def connector():
-    from engine_helpers import TOKENS
-
-    c = Connector(devices=list(TOKENS.items()))
-    await c.start()
-    try:
+    async with Connector(devices=list(TOKENS.items())) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 def manifest(version: str, content_id: str, data: bytes | None = None) -> dict[str, object]:

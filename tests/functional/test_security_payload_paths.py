@@ -62,12 +62,8 @@ def any_path_server() -> Iterator[str]:
 
 @pytest.fixture
 async def connector():
-    c = Connector(devices=list(TOKENS.items()))
-    await c.start()
-    try:
+    async with Connector(devices=list(TOKENS.items())) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 async def test_payload_names_that_are_paths_stay_inside_the_install_folder(
