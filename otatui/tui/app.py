@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
+from otatui.engine.events import ConnectionChanged
 from otatui.tui.backend import Backend, BackendError
 from otatui.tui.keys import bindings, unknown_ids
 from otatui.tui.registry import TopScreen, top_screens
@@ -122,11 +123,26 @@ class OtaApp(App[None]):
         except BackendError as exc:
             self.start_error = str(exc)
             self.notify(str(exc), severity="error", timeout=30)
+            self._engine_down(str(exc))
         self.drain()
         await self.switch_mode("fleet")
         self.set_interval(TICK_S, self.drain, name="drain events")
         if not self.frozen:
             self.set_interval(CLOCK_S, self._clock_tick, name="clock")
+
+    def _engine_down(self, reason: str) -> None:
+        """Every device says why nothing happens: the engine did not start."""
+        now = self.backend.now()
+        for d in self.state.devices.values():
+            self.state.apply(
+                ConnectionChanged(
+                    device=d.name,
+                    time=now,
+                    protocol=d.info.protocol,
+                    state="stopped",
+                    reason=f"the engine did not start: {reason}",
+                )
+            )
 
     async def on_unmount(self) -> None:
         with contextlib.suppress(BackendError):

@@ -281,6 +281,7 @@ class DeviceView:
 
     @property
     def offline(self) -> bool:
+        """Cannot reach the connector now (retrying, stopped or refused)."""
         return self.connection in ("backoff", "stopped", "auth_failed")
 
     @property
@@ -306,10 +307,10 @@ class DeviceView:
     def category(self) -> Category:
         if (
             self.awaiting_apply is not None
-            or self.connection == "auth_failed"
+            or self.connection in ("auth_failed", "stopped")
             or self.failed
             or (self.offered is not None and not self.offered.valid)
-            or (self.error and self.connection in ("stopped", "unknown"))
+            or (self.error and self.connection == "unknown")
         ):
             return Category.ATTENTION
         if self.updating:

@@ -164,7 +164,9 @@ async def test_a_second_engine_on_the_same_data_is_refused_in_one_line(
             assert app.start_error and "\n" not in app.start_error
             assert TOKEN not in app.start_error
             assert isinstance(app.screen, FleetScreen)  # the configured devices are still shown
-            assert "pump-1" in app.state.devices
+            d = app.state.devices["pump-1"]
+            assert d.why(0).startswith("stopped: the engine did not start: ")
+            assert d.category.value == "needs attention"
         assert not second.running
     finally:
         await first.stop()

@@ -100,6 +100,13 @@ def test_connection_backoff_answers_why_it_has_not_started() -> None:
     assert d.why(T) == "connected; no manifest offered"
 
 
+def test_a_stopped_channel_needs_attention() -> None:
+    s = fleet()
+    s.apply(ConnectionChanged(device="a", protocol="mqtt", state="stopped", reason="no token"))
+    assert s.devices["a"].category is Category.ATTENTION
+    assert s.devices["a"].why(T) == "stopped: no token"
+
+
 def test_auth_failure_needs_attention() -> None:
     s = fleet()
     s.apply(ConnectionChanged(device="a", protocol="mqtt", state="auth_failed", reason="HTTP 401"))

@@ -27,7 +27,7 @@ _SCOPES = {
     "confirm": "Confirmation",
 }
 _CATEGORY_HELP = {
-    Category.ATTENTION: "failed, invalid manifest, credentials refused, or waiting for your apply",
+    Category.ATTENTION: "failed, invalid manifest, refused or stopped, or waiting for your apply",
     Category.UPDATING: "testing, downloading, installing or pushing over a link",
     Category.UP_TO_DATE: "connected and nothing in progress",
     Category.OFFLINE: "cannot reach the connector now; it retries by itself",
