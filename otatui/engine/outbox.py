@@ -8,6 +8,12 @@ stamps them on arrival, a few milliseconds after they were made). A backlog, rep
 as timestamped batches so the cloud's history shows each at the time it really happened. Each
 batch is one request (`split_for_record` keeps a batch acceptable to `/onep:v1/stack/record`),
 confirmed as a whole: a report is never sent again once the connector has confirmed it.
+
+A report whose write was started but not confirmed (the connection broke before the PUBACK or
+the 204, or a previous run was killed while it waited) is *in doubt*: the connector may have
+stored it. It is never written again as a fresh value (the connector would stamp it anew and
+hold it twice) but as a timestamped batch with its original time, which a time series stores
+as the same point. Everything still pending when the pump starts is in doubt.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class OutboxPump:
         self._wake = asyncio.Event()
         self._state_changed = asyncio.Event()
         self.sent = 0
+        self._in_doubt: set[int] = set()  # written, not confirmed (this run)
+        self._doubt_upto = 0  # ids up to this one were pending when the pump started
 
     def wake(self) -> None:
         """Something was queued or the connection came back: look at the outbox again."""
@@ -70,6 +78,10 @@ class OutboxPump:
 
     async def run(self) -> None:
         failures = 0
+        try:
+            self._doubt_upto = self.store.last_pending_id(self.name) or 0
+        except StoreError as exc:
+            self._error(str(exc))
         self._wake.set()
         while True:
             await self._wake.wait()
@@ -100,16 +112,23 @@ class OutboxPump:
                     continue
                 failures = 0
 
+    def _timestamped(self, item: OutboxItem, now: float) -> bool:
+        """Old, or in doubt: it goes out with its original time (see the module docstring)."""
+        return (
+            now - item.produced_at >= self.backlog_age
+            or item.id <= self._doubt_upto
+            or item.id in self._in_doubt
+        )
+
     async def _send(self, items: list[OutboxItem]) -> None:
         now = self.clock()
-        if now - items[0].produced_at < self.backlog_age:
+        if not self._timestamped(items[0], now):
             item = items[0]
+            self._in_doubt.add(item.id)  # any failure leaves it in doubt: it may have arrived
             await self.channel.write(item.resource, item.value)
             self._confirm([item], batch=False)
             return
-        backlog = list(
-            itertools.takewhile(lambda i: now - i.produced_at >= self.backlog_age, items)
-        )
+        backlog = list(itertools.takewhile(lambda i: self._timestamped(i, now), items))
         records = [TimedValue(i.resource, i.value, i.produced_at) for i in backlog]
         group = split_for_record(records)[0]
         await self.channel.write_batch(group)
@@ -123,6 +142,7 @@ class OutboxPump:
             self._error(str(exc))
             return
         self.sent += len(ids)
+        self._in_doubt.difference_update(ids)
         self.bus.publish(ReportsDelivered(device=self.name, outbox_ids=tuple(ids), batch=batch))
 
     def _note(self, item: OutboxItem, error: str) -> None:

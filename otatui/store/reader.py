@@ -210,6 +210,11 @@ class StoreReader:
         sql = _compose(_OUTBOX_SELECT, clauses, "ORDER BY id LIMIT ?")
         return [OutboxItem(*r) for r in self._select("read outbox", sql, params)]
 
+    def last_pending_id(self, device: str) -> int | None:
+        """The newest unconfirmed report's outbox id of ``device`` (None: nothing pending)."""
+        rows = self._select("read outbox", "SELECT max(id) FROM outbox WHERE device = ?", (device,))
+        return None if rows[0][0] is None else int(rows[0][0])
+
     def count_pending(self, device: str | None = None) -> int:
         if device is None:
             return self._scalar_int("count outbox", "SELECT count(*) FROM outbox")

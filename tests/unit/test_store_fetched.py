@@ -140,3 +140,16 @@ def test_data_dir_lock_held_by_another_process_and_freed_when_it_dies(tmp_path: 
         proc.wait(10)
     with DataDirLock(tmp_path, "otatui sync") as lock:  # a killed holder leaves no stale lock
         assert lock.held
+
+
+def test_last_pending_id(store: Store) -> None:
+    assert store.last_pending_id("s1") is None
+    done = store.record_step(
+        device="s1",
+        reports=[PendingReport(resource="otau_in", value=str(i), source="mqtt") for i in range(3)],
+        snapshot=None,
+    )
+    store.enqueue(device="other", resource="otau_in", value="x", source="mqtt")
+    assert store.last_pending_id("s1") == done[-1].outbox_id
+    store.confirm([e.outbox_id for e in done])
+    assert store.last_pending_id("s1") is None
