@@ -21,6 +21,7 @@ from textual.screen import Screen
 from otatui.engine.events import ConnectionChanged
 from otatui.tui.backend import Backend, BackendError
 from otatui.tui.keys import bindings, unknown_ids
+from otatui.tui.notices import notices
 from otatui.tui.registry import TopScreen, top_screens
 from otatui.tui.screens.base import StateScreen
 from otatui.tui.state import FleetState
@@ -124,7 +125,7 @@ class OtaApp(App[None]):
             self.start_error = str(exc)
             self.notify(str(exc), severity="error", timeout=30)
             self._engine_down(str(exc))
-        self.drain()
+        self.drain(notify=False)  # what happened before the app opened is on the screens
         await self.switch_mode("fleet")
         self.set_interval(TICK_S, self.drain, name="drain events")
         if not self.frozen:
@@ -150,13 +151,19 @@ class OtaApp(App[None]):
 
     # -- events --------------------------------------------------------------------------------
 
-    def drain(self) -> int:
+    def drain(self, *, notify: bool = True) -> int:
         """Apply every waiting event in one batch; redraw the visible screen if anything
-        changed. Returns how many events changed something."""
+        changed; pop up what needs the technician (`notices`). Returns how many events
+        changed something."""
         events = self.backend.events.drain()
-        changed = self.state.apply_all(events) if events else 0
+        if not events:
+            return 0
+        changed = self.state.apply_all(events)
         if changed:
             self.refresh_screen()
+        if notify:
+            for n in notices(events):
+                self.notify(n.message, severity=n.severity, timeout=8)
         return changed
 
     def _clock_tick(self) -> None:

@@ -351,3 +351,30 @@ async def test_prefetch_everything_from_the_fleet() -> None:
         assert ("prefetch", "") in backend.calls
         assert messages[0] == "prefetch: started"
         assert any(m.startswith("prefetch: ") and "files in the cache" in m for m in messages)
+
+
+async def test_a_failure_and_a_waiting_apply_pop_up_but_not_the_past() -> None:
+    from otatui.engine.events import AwaitingApply, ReportQueued
+
+    app, backend = make_app()
+    messages: list[str] = []
+    app.notify = lambda message, **kw: messages.append(message)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert messages == []  # the sample's awaiting apply happened before the app opened
+        backend.publish(AwaitingApply(device="relay-6", time=backend.now(), version="0.4.1"))
+        backend.publish(
+            ReportQueued(
+                device="door-5",
+                time=backend.now(),
+                outbox_id=9,
+                version="4.3.0",
+                status="TEST_ERROR",
+                message="not enough space",
+            )
+        )
+        await pilot.pause(0.3)
+        assert messages == [
+            "relay-6: 0.4.1 is ready and waits for you to apply it",
+            "door-5: TEST_ERROR 4.3.0: not enough space",
+        ]
