@@ -37,6 +37,9 @@ _CATEGORY_HELP = {
 def bindings_text(keymap: Mapping[str, str]) -> Text:
     """The bindings table: key (after `[keys]` remapping), what it does, and its id."""
     out = Text()
+    out.append("Keys (remap any of them in the configuration: ")
+    out.append('[keys] "fleet.filter" = "ctrl+f"', style="bold")
+    out.append(")\n")
     scope = ""
     for k in all_keys():
         head = k.id.split(".", 1)[0]
