@@ -102,13 +102,15 @@ class Backend(Protocol):
         ...
 
     async def start(self) -> None:
-        """Start the engine (sessions connect, history is readable)."""
+        """Start the engine (sessions connect, history is readable). Everything that happens
+        from here on arrives as events; `stored_history` holds what happened before."""
         ...
 
     async def stop(self) -> None: ...
 
     def stored_history(self, limit: int = HISTORY_ROWS) -> StoredHistory:
-        """The newest `limit` history rows (oldest first) and the waiting outbox ids."""
+        """The newest `limit` history rows (oldest first) and the waiting outbox ids, as
+        they were when `start` began (so no row is also seen as an event)."""
         ...
 
     def cancel(self, name: str) -> None:
@@ -155,6 +157,7 @@ class FleetBackend:
         self._queue, self._unsubscribe = self.bus.queue()
         self._redact = Redactor.for_config(config)
         self._started = False
+        self._stored: StoredHistory | None = None
 
     @property
     def title(self) -> str:
@@ -187,6 +190,11 @@ class FleetBackend:
         except StoreError as exc:
             raise BackendError(self._redact(str(exc))) from None
         self._started = True
+        try:  # read before any session runs: later rows come as events
+            self._stored = self._read_history(HISTORY_ROWS)
+        except BackendError:
+            await self.stop()
+            raise
         self.fleet.start()
 
     async def stop(self) -> None:
@@ -196,6 +204,12 @@ class FleetBackend:
             await self.fleet.aclose()
 
     def stored_history(self, limit: int = HISTORY_ROWS) -> StoredHistory:
+        if self._stored is None:
+            return StoredHistory([], {})
+        rows = self._stored.rows[-limit:] if limit > 0 else []
+        return StoredHistory(rows, dict(self._stored.outbox))
+
+    def _read_history(self, limit: int) -> StoredHistory:
         store = self.fleet.store
         if store is None:
             return StoredHistory([], {})

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -109,11 +110,7 @@ async def test_the_backend_runs_the_engine_and_feeds_the_state(
         assert [e.content_id for e in listing] == ["fw.bin"]
         assert listing[0].info is not None and listing[0].info.size == len(b"firmware 2.0.0")
 
-        stored = backend.stored_history()
-        assert any(r.status == "INSTALLED_VERSION" for r in stored.rows)
-        fresh = FleetState(backend.devices)
-        fresh.load_history(stored.rows, stored.outbox)
-        assert fresh.devices["pump-1"].installed_version == "2.0.0"
+        assert backend.stored_history().rows == []  # a new data dir: all of it came as events
 
         out = tmp_path / "history.csv"
         count = await backend.export_history(out, "csv")
@@ -130,8 +127,25 @@ async def test_the_backend_runs_the_engine_and_feeds_the_state(
             backend.cancel("nobody")
         with pytest.raises(BackendError, match="cannot write"):
             await backend.export_history(tmp_path / "missing" / "x.csv", "csv")
+        with pytest.raises(BackendError, match="no update is waiting"):
+            backend.apply("pump-1")
     finally:
         await backend.stop()
+
+    # the next start: the past comes from the store, read before any session ran
+    again = FleetBackend(config)
+    began = time.time()
+    await again.start()
+    try:
+        stored = again.stored_history()
+        assert any(r.status == "INSTALLED_VERSION" and r.version == "2.0.0" for r in stored.rows)
+        assert all(r.time < began for r in stored.rows)
+        fresh = FleetState(again.devices)
+        fresh.load_history(stored.rows, stored.outbox)
+        assert fresh.devices["pump-1"].installed_version == "2.0.0"
+        assert fresh.manifests["2.0.0"].installed_on == {"pump-1"}
+    finally:
+        await again.stop()
 
 
 async def test_the_app_runs_on_the_engine_with_the_config_keys(
