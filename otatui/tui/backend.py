@@ -149,7 +149,9 @@ class Backend(Protocol):
 class FleetBackend:
     """The engine's `Fleet` for a configuration, run in the caller's (the app's) event loop."""
 
-    def __init__(self, config: Config, *, fleet: Fleet | None = None) -> None:
+    def __init__(
+        self, config: Config, *, fleet: Fleet | None = None, history_rows: int = HISTORY_ROWS
+    ) -> None:
         self.config = config
         self.bus = fleet.bus if fleet is not None else EventBus()
         self.fleet = fleet if fleet is not None else Fleet(config, bus=self.bus)
@@ -158,6 +160,9 @@ class FleetBackend:
         self._redact = Redactor.for_config(config)
         self._started = False
         self._stored: StoredHistory | None = None
+        self.history_rows = history_rows
+        """How many of the newest history rows seed the views (plus each device's latest offer
+        and report, however old)."""
 
     @property
     def title(self) -> str:
@@ -191,7 +196,7 @@ class FleetBackend:
             raise BackendError(self._redact(str(exc))) from None
         self._started = True
         try:  # read before any session runs: later rows come as events
-            self._stored = self._read_history(HISTORY_ROWS)
+            self._stored = self._read_history(self.history_rows)
         except BackendError:
             await self.stop()
             raise
@@ -214,12 +219,19 @@ class FleetBackend:
         if store is None:
             return StoredHistory([], {})
         try:
-            rows = store.history(limit=limit)
-            rows.reverse()
+            rows = {r.id: r for r in store.history(limit=limit)}
+            # each device's latest offer and report, however old (a quiet device's offer may
+            # be far behind the newest rows of a busy fleet)
+            for device in self.config.devices:
+                for resource, direction in (("config_otau", "in"), ("otau_in", "out")):
+                    recent = store.history(device=device.name, resource=resource, limit=20)
+                    latest = next((r for r in recent if r.direction == direction), None)
+                    if latest is not None:
+                        rows.setdefault(latest.id, latest)
             outbox = {item.id: item.history_id for item in store.pending(limit=limit)}
         except StoreError as exc:
             raise BackendError(self._redact(str(exc))) from None
-        return StoredHistory(rows, outbox)
+        return StoredHistory([rows[i] for i in sorted(rows)], outbox)
 
     def _command(self, name: str, what: str) -> None:
         try:

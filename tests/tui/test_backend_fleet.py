@@ -133,7 +133,7 @@ async def test_the_backend_runs_the_engine_and_feeds_the_state(
         await backend.stop()
 
     # the next start: the past comes from the store, read before any session ran
-    again = FleetBackend(config)
+    again = FleetBackend(config, history_rows=1)  # only the newest row, plus the latest of each
     began = time.time()
     await again.start()
     try:
@@ -144,6 +144,8 @@ async def test_the_backend_runs_the_engine_and_feeds_the_state(
         fresh.load_history(stored.rows, stored.outbox)
         assert fresh.devices["pump-1"].installed_version == "2.0.0"
         assert fresh.manifests["2.0.0"].installed_on == {"pump-1"}
+        assert fresh.devices["pump-1"].offered is not None  # the offer, older than the newest row
+        assert fresh.devices["pump-1"].last_status == "INSTALLED_VERSION"
     finally:
         await again.stop()
 
