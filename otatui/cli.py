@@ -130,6 +130,8 @@ async def _run_headless(config: Config) -> int:
         async with Fleet(config, bus=bus) as fleet:
             fleet.start()
             await stop.wait()
+    except StoreError as exc:  # e.g. another otatui already runs on this data dir
+        raise CommandError(str(exc)) from None
     finally:
         await printer.stop()
     return EXIT_OK
