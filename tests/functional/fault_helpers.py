@@ -9,6 +9,7 @@
 - `stop_mqtt_listener` / `start_mqtt_listener`: take the connector's MQTT listener away and
   bring it back on the same port (the HTTP side keeps running).
 - `make_ca`: a throw-away CA and a server certificate it signed, with the `openssl` CLI.
+- `headless`: a started `otatui run --headless` process, killed on the way out if it still runs.
 - `site_customization`: a folder to put on PYTHONPATH of an `otatui` process so that it runs
   with a file-size limit (`OTATUI_TEST_FSIZE`) and/or logs everything to stderr
   (`OTATUI_TEST_DEBUG_LOG`).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine_helpers import agent, wait_status, write_config
+from test_headless_run import Otatui
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -265,3 +268,16 @@ def site_customization(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     return directory
+
+
+@contextlib.asynccontextmanager
+async def headless(config: Path, env: dict[str, str]) -> AsyncIterator[Otatui]:
+    """`otatui --config <config> run --headless`, started; SIGKILLed on the way out if it still
+    runs (stop it yourself to check its exit code)."""
+    process = Otatui(config, env)
+    try:
+        await process.start()
+        yield process
+    finally:
+        if process.proc is not None and process.proc.returncode is None:
+            await process.stop(signal.SIGKILL)

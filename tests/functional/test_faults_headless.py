@@ -25,6 +25,7 @@ from fault_helpers import (
     eventually,
     fault_agent,
     final_statuses,
+    headless,
     otau_in,
     site_config,
     site_customization,
@@ -174,21 +175,18 @@ async def test_full_disk_while_downloading_is_a_clear_download_error_and_the_ses
     records = tmp_path / "records"
     cfg = site_config(tmp_path, connector, [fault_agent("gw", "a0002", "http", records)])
     env = _env(tmp_path, PYTHONPATH=str(site), OTATUI_TEST_FSIZE=str(limit))
-    otatui = Otatui(cfg, env)
     try:
-        await otatui.start()
-        await wait_status(connector, "a0002", "1.0.0", OK, 60)
-        first = {"version": "8.0.0", "name": "big", "type": "FILE", "payload": "big.bin"}
-        connector.set_config_otau("a0002", first)
-        await wait_status(connector, "a0002", "8.0.0", "DOWNLOAD_ERROR", 60)
-        second = {"version": "8.1.0", "name": "small", "type": "FILE", "payload": "small.bin"}
-        connector.set_config_otau("a0002", second)
-        await wait_status(connector, "a0002", "8.1.0", OK, 60)
-        await asyncio.sleep(0.3)
-        assert await otatui.stop() == 0
+        async with headless(cfg, env) as otatui:
+            await wait_status(connector, "a0002", "1.0.0", OK, 60)
+            first = {"version": "8.0.0", "name": "big", "type": "FILE", "payload": "big.bin"}
+            connector.set_config_otau("a0002", first)
+            await wait_status(connector, "a0002", "8.0.0", "DOWNLOAD_ERROR", 60)
+            second = {"version": "8.1.0", "name": "small", "type": "FILE", "payload": "small.bin"}
+            connector.set_config_otau("a0002", second)
+            await wait_status(connector, "a0002", "8.1.0", OK, 60)
+            await asyncio.sleep(0.3)
+            assert await otatui.stop() == 0
     finally:
-        if otatui.proc is not None and otatui.proc.returncode is None:
-            await otatui.stop(signal.SIGKILL)
         await connector.stop()
     (error,) = [r for r in otau_in(connector, "a0002") if r["status"] == "DOWNLOAD_ERROR"]
     message = error["message"]

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import signal
 import stat
 import sys
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import TOKENS, wait_status
-from fault_helpers import fault_agent, site_config, site_customization
-from test_headless_run import Otatui
+from fault_helpers import fault_agent, headless, site_config, site_customization
 
 from otatui.connector import Connector
 
@@ -90,34 +88,31 @@ async def _scenario(root: Path, outcome: Outcome) -> None:
         "PYTHONPATH": str(site_customization(root / "site")),
         "OTATUI_TEST_DEBUG_LOG": "1",
     }
-    otatui = Otatui(cfg, env)
     try:
-        await otatui.start()
-        agents = ("a0001", "a0002", FRESH)
-        for identity in agents:
-            await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION", 30)
-        offers = [
-            ({"version": "2.0.0", "payload": "fw.bin"}, "INSTALLED_VERSION"),
-            ({"version": "2.1.0-crash", "payload": "fw.bin"}, "INSTALL_ERROR"),
-            ({"version": "2.2.0", "payload": "javascript:alert(1)"}, "TEST_ERROR"),
-        ]
-        for offer, _ in offers:
-            offer.update(name="fw", type="FILE")
-        for offer, status in offers:
+        async with headless(cfg, env) as otatui:
+            agents = ("a0001", "a0002", FRESH)
             for identity in agents:
-                connector.set_config_otau(identity, offer)
-            for identity in agents:
-                await wait_status(connector, identity, str(offer["version"]), status, 30)
-        connector.set_config_otau("a0003", offers[0][0])
-        await otatui.wait_for(lambda e: e["device"] == "env-watch" and e["event"] == "manifest")
-        await otatui.wait_for(
-            lambda e: e["device"] == "refused" and e.get("state") == "auth_failed"
-        )
-        await asyncio.sleep(0.5)
-        assert await otatui.stop() == 0
+                await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION", 30)
+            offers = [
+                ({"version": "2.0.0", "payload": "fw.bin"}, "INSTALLED_VERSION"),
+                ({"version": "2.1.0-crash", "payload": "fw.bin"}, "INSTALL_ERROR"),
+                ({"version": "2.2.0", "payload": "javascript:alert(1)"}, "TEST_ERROR"),
+            ]
+            for offer, _ in offers:
+                offer.update(name="fw", type="FILE")
+            for offer, status in offers:
+                for identity in agents:
+                    connector.set_config_otau(identity, offer)
+                for identity in agents:
+                    await wait_status(connector, identity, str(offer["version"]), status, 30)
+            connector.set_config_otau("a0003", offers[0][0])
+            await otatui.wait_for(lambda e: e["device"] == "env-watch" and e["event"] == "manifest")
+            await otatui.wait_for(
+                lambda e: e["device"] == "refused" and e.get("state") == "auth_failed"
+            )
+            await asyncio.sleep(0.5)
+            assert await otatui.stop() == 0
     finally:
-        if otatui.proc is not None and otatui.proc.returncode is None:
-            await otatui.stop(signal.SIGKILL)
         await connector.stop()
     fresh_token = connector.device(FRESH).token
     assert fresh_token
@@ -215,12 +210,6 @@ def test_private_files_and_folders(outcome: Outcome) -> None:
     assert _mode(outcome.cache_dir / "sha256") == _mode(outcome.cache_dir / "partial") == 0o700
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/jobs.py (ENG) checks() creates the cache dir with mkdir's default mode "
-    "(0755 under umask 022) before transfer/cache.py's ensure() would make it 0700, and "
-    "ensure() does not tighten a folder that exists: anyone can list the cache's top level",
-)
 def test_the_cache_folder_is_private(outcome: Outcome) -> None:
     assert _mode(outcome.cache_dir) == 0o700
 
