@@ -187,10 +187,11 @@ async def test_install_hook_hanging_times_out_and_crashing_is_an_install_error(
 @pytest.mark.xfail(
     strict=True,
     reason="engine/outbox (ENG): a report the connector stored but whose confirmation was lost "
-    "(connection cut before the 204 / PUBACK, or otatui killed) is sent again as a new "
-    "server-stamped write, so the connector's history holds it twice; an in-doubt report should "
-    "be re-sent as a record with its original timestamp (idempotent for a time series) and the "
-    "local connector should treat an identical (alias, timestamp, value) point as the same one",
+    "(connection cut before the 204 / PUBACK) is sent again. Since edcaa64 the second copy is a "
+    "timestamped record with the report's original time, but the first copy was a fresh write "
+    "the connector stamped on arrival (ms later), so the cloud's time series holds two points; "
+    "only a first send that is itself timestamped, or a read of otau_in before re-sending, "
+    "would make the re-send harmless",
 )
 @pytest.mark.parametrize("protocol", ["mqtt", "http"])
 async def test_a_report_whose_confirmation_is_lost_is_recorded_once(
