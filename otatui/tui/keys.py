@@ -45,7 +45,7 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("app.quit", "q", "app.quit", "Quit"),
     # fleet
-    Key("fleet.open", "enter", "open_device", "Open", explain="open the selected device"),
+    Key("fleet.open", "enter,o", "open_device", "Open", explain="open the selected device"),
     Key(
         "fleet.filter",
         "slash",
