@@ -244,12 +244,12 @@ class FleetState:
         self.history_version = self.version
 
     def _phase(self, d: DeviceView, e: Any) -> None:
+        d.awaiting_apply = None  # a wait for apply ends with the next phase change
         d.phase = str(e.phase)
         d.phase_version = e.version
         if e.installed_version:
             self._installed(d, e.installed_version)
         if d.phase == "idle":
-            d.awaiting_apply = None
             self._stop_transfers(d, directions=("download", "push"))
         elif d.phase != "downloading":
             self._stop_transfers(d, directions=("download",))

@@ -224,6 +224,9 @@ def test_link_state_and_awaiting_apply_by_kind() -> None:
     assert d.why(T).startswith("3.0.0 is ready")
     s.apply(report("b", 1, "3.0.0", "INSTALL"))
     assert d.awaiting_apply is None
+    s.apply(AwaitingApply(device="b", version="3.0.1"))
+    s.apply(PhaseChanged(device="b", phase="installing", version="3.0.1"))
+    assert d.awaiting_apply is None  # the engine: the wait ends with the next phase change
 
 
 def test_push_progress_is_a_transfer_of_its_own() -> None:
