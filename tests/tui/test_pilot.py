@@ -378,3 +378,16 @@ async def test_a_failure_and_a_waiting_apply_pop_up_but_not_the_past() -> None:
             "relay-6: 0.4.1 is ready and waits for you to apply it",
             "door-5: TEST_ERROR 4.3.0: not enough space",
         ]
+
+
+async def test_the_palette_goes_to_any_screen() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"go to history")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.current_mode == "history"
