@@ -391,3 +391,26 @@ async def test_the_palette_goes_to_any_screen() -> None:
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert app.current_mode == "history"
+
+
+async def test_a_row_moves_when_its_state_changes_under_the_state_order() -> None:
+    from otatui.engine.events import ReportQueued
+
+    app, backend = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("s")  # state order: attention first
+        await pilot.pause()
+        assert "door-5" not in row_names(app)[:4]
+        backend.publish(
+            ReportQueued(
+                device="door-5",
+                time=backend.now(),
+                outbox_id=9,
+                version="4.3.0",
+                status="TEST_ERROR",
+                message="not enough space",
+            )
+        )
+        await pilot.pause(0.3)
+        assert row_names(app)[:5] == ["door-5", "light-9", "pump-8", "relay-6", "sensor-1"]

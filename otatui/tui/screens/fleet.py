@@ -37,6 +37,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 STATE_FILTERS: tuple[Category | None, ...] = (None, *Category)
 SORTS: tuple[str, ...] = ("name", "state", "last seen", "progress")
 _STATE_ORDER = {c: i for i, c in enumerate(Category)}
+_SORT_COLUMN = {"state": "state", "last seen": "seen", "progress": "progress"}
+"""The column whose change moves a row in each order (none for the name order)."""
 
 
 def row_cells(d: DeviceView, now: float, mono: bool = False) -> tuple[Any, ...]:
@@ -114,7 +116,6 @@ class FleetScreen(StateScreen):
         yield filt
         yield Static("", id="fleet-bar", markup=False)
         table: DataTable[Any] = DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
-        table.cursor_blink = False  # type: ignore[attr-defined]
         yield table
         yield ota_footer()
 
@@ -186,8 +187,7 @@ class FleetScreen(StateScreen):
             for (key, _label), value, new, before in zip(COLUMNS, values, plain, old, strict=True):
                 if new != before:
                     table.update_cell(name, key, value, update_width=True)
-                    if key in ("state", "seen", "progress") and self.sort != "name":
-                        resort = True
+                    resort = resort or _SORT_COLUMN.get(self.sort) == key
             self._shown[name] = plain
         if resort:
             self._resort()
