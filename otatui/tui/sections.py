@@ -86,6 +86,9 @@ def manifest_text(d: DeviceView, cached: CacheLookup, *, mono: bool = False) -> 
     out.append(f'"{m.name}" {m.version} ({m.type}) from {m.source or "?"}\n')
     if m.description:
         out.append(f"{m.description}\n", style="italic")
+    if not m.items:
+        out.append("no files to download (the payload is the manifest itself)")
+        return out
     sizes = {t.file: t.size or t.total for t in d.transfers.values()}
     for entry in m.payload():
         if isinstance(entry, PayloadItemError):

@@ -386,3 +386,16 @@ def test_frozen_sample_covers_every_category() -> None:
     assert {"2.1.0", "3.0.2"} <= set(s.manifests)
     assert s.manifests["2.1.0"].failed_on == {"pump-8"}
     assert s.manifests["2.1.0"].installed_on == {"hvac-1"}
+
+
+def test_device_sections_read_a_manifest_without_files_and_unpinned_items() -> None:
+    from otatui.tui.sections import manifest_text
+
+    s = fleet()
+    s.apply(offer("a", "2.0.0", type="JSON", items=()))
+    text = manifest_text(s.devices["a"], lambda device, item: None).plain
+    assert "no files to download" in text
+    s.apply(offer("a", "2.0.1"))
+    text = manifest_text(s.devices["a"], lambda device, item: None).plain
+    assert "fw.bin  connector content  ?  not cached  unpinned (no sha256 pin)" in text
+    assert "x.bin  external example.com  ?  not cached  sha256 aaaaaaaaaaaa…" in text
