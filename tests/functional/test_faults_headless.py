@@ -2,7 +2,8 @@
 seeded random points of an update, then restart; and a full disk while downloading (the process
 runs with a file-size limit, RLIMIT_FSIZE, so writing past it fails with EFBIG).
 
-The kill points are drawn from `random.Random(SEED)`; set OTATUI_FAULT_SEED to replay others.
+The kill points are drawn from `random.Random(seed)` (a seed per test case, from
+OTATUI_FAULT_SEED when set, to replay others).
 Each point is an event of the update (download progress past a drawn fraction, the install
 running for a drawn time, the final report just produced), so a seed names the same points on
 any machine; only the exact byte at which the kill lands varies with timing.
@@ -15,6 +16,7 @@ import json
 import os
 import random
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -44,15 +46,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **extra}
 
 
-def kill_points(rng: random.Random) -> list[tuple[str, float]]:
-    """Three kills while downloading (at a fraction of the file), then one of: as the restarted
-    process moves to its next phase, while the installer runs (after a drawn time), or just as
-    the final report is produced."""
-    points = [("download", round(rng.uniform(0.05, 0.9), 3)) for _ in range(3)]
-    points.sort()
-    last = rng.choice(["resume", "install", "final"])
-    points.append((last, round(rng.uniform(0.0, 1.0), 3)))
-    return points
+def kill_points(rng: random.Random, last: str) -> list[tuple[str, float]]:
+    """A kill as the checks start, three while downloading (at a drawn fraction of the file),
+    then `last`: while the installer runs (after a drawn time) or just as the final report is
+    produced. In this order each point is still ahead after the restart before it."""
+    points = sorted(("download", round(rng.uniform(0.05, 0.9), 3)) for _ in range(3))
+    return [("testing", 0.0), *points, (last, round(rng.uniform(0.0, 1.0), 3))]
 
 
 def is_progress_past(nbytes: int):  # type: ignore[no-untyped-def]
@@ -60,11 +59,13 @@ def is_progress_past(nbytes: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-async def test_kill_9_at_random_points_then_restart_loses_and_repeats_no_report(
-    tmp_path: Path,
+@pytest.mark.parametrize("last", ["install", "final"])
+async def test_kill_9_at_random_points_then_restart_loses_no_report(
+    tmp_path: Path, last: str
 ) -> None:
-    rng = random.Random(SEED)
-    points = kill_points(rng)
+    seed = SEED + len(last)
+    rng = random.Random(seed)
+    points = kill_points(rng, last)
     big = rng.randbytes(10 * 1024 * 1024)
     connector = Connector(devices=list(TOKENS.items()))
     await connector.start()
@@ -84,7 +85,7 @@ async def test_kill_9_at_random_points_then_restart_loses_and_repeats_no_report(
         await proc.start()
         return proc
 
-    note = f"seed {SEED}, kill points {points}"
+    note = f"seed {seed}, kill points {points}"
     try:
         with slow_server(big) as slow:
             otatui = await start()
@@ -101,8 +102,8 @@ async def test_kill_9_at_random_points_then_restart_loses_and_repeats_no_report(
                         is_progress_past(int(fraction * len(big))), 60
                     )  # fmt: skip
                     killed_at.append(int(event["done"]))  # type: ignore[call-overload]
-                elif where == "resume":
-                    await otatui.wait_for(lambda e: e["event"] == "phase", 60)
+                elif where == "testing":
+                    await otatui.wait_for(lambda e: e.get("phase") == "testing", 60)
                 elif where == "install":
                     await otatui.wait_for(lambda e: e.get("phase") == "installing", 60)
                     await asyncio.sleep(fraction * 1.2)
@@ -112,6 +113,8 @@ async def test_kill_9_at_random_points_then_restart_loses_and_repeats_no_report(
                         and e["version"] == offer["version"], 60
                     )  # fmt: skip
                 assert await otatui.stop(signal.SIGKILL) == -signal.SIGKILL, note
+                for part in (tmp_path / "cache" / "partial").glob("*"):
+                    assert stat.S_IMODE(part.stat().st_mode) == 0o600, (part, note)
                 otatui = await start()
             # After the last restart every agent ends the offer, once: installed, or (killed
             # while its installer ran) an install error; a new offer then completes.
