@@ -204,13 +204,15 @@ async def test_generated_malformed_manifests_through_real_sessions(
     tmp_path: Path, connector: Connector, data: st.DataObject
 ) -> None:
     values = []
-    for i in range(30):
+    for i in range(40):
+        # Every fourth: any bytes at all (mostly not UTF-8 or not JSON, so no version).
+        strategy = st.binary(min_size=1, max_size=300) if i % 4 == 3 else broken_manifest(i)
         raw = data.draw(
-            broken_manifest(i).filter(lambda r: isinstance(parse_manifest(r), ManifestError)),
-            label=f"manifest {i}",
+            strategy.filter(lambda r: isinstance(parse_manifest(r), ManifestError)),
+            label=f"value {i}",
         )
         parsed = parse_manifest(raw)
         assert isinstance(parsed, ManifestError)
         outcome = "rejected" if parsed.version is None else "TEST_ERROR"
         values.append((f"generated {i}", raw, outcome, parsed.reason))
-    await run_through_sessions(tmp_path, connector, {"mqtt-gw": values, "http-gw": values[:5]})
+    await run_through_sessions(tmp_path, connector, {"mqtt-gw": values, "http-gw": values[:8]})
