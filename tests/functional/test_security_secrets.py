@@ -262,3 +262,28 @@ def test_the_picture_check_finds_a_planted_token(tmp_path: Path) -> None:
     planted.write_text(f"<svg><text>token {TOKENS['a0001']}</text></svg>")
     text = planted.read_text()
     assert _leaks(text, known_tokens()) and _TOKEN_SHAPED.findall(text)
+
+
+async def test_the_connector_control_endpoint_never_returns_a_token() -> None:
+    import httpx
+
+    paths = ["/health", "/devices", "/devices/a0001/resources/config_otau"]
+    paths += ["/devices/a0001/reports", "/content", "/devices/new-1/reports"]
+    devices = [*TOKENS.items(), ("fresh-2", None)]
+    async with (
+        Connector(control_port=0, devices=devices) as connector,
+        httpx.AsyncClient(base_url=connector.control_url, timeout=10) as client,
+    ):
+        activate = f"{connector.http_url}/provision/activate"
+        activated = await client.post(activate, data={"id": "fresh-2"})
+        assert activated.status_code == 200
+        added = await client.post("/devices", json={"identity": "new-1", "token": "N" * 40})
+        assert added.status_code < 300
+        connector.set_config_otau("a0001", '{"version":"1","name":"x","type":"JSON","payload":{}}')
+        bodies = [added.text]
+        for path in paths:
+            answer = await client.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+            bodies.append(answer.text)
+    tokens = [*TOKENS.values(), activated.text, "N" * 40]
+    assert _leaks("\n".join(bodies), tokens) == []
