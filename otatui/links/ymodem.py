@@ -125,6 +125,7 @@ class _Sender(Endpoint):
         if files:
             self.file = files[0][0]
         crc = await self._wait_request(start_timeout)
+        self.port.discard_input()  # repeated requests queued while we were not listening
         for index, ((name, path), st) in enumerate(zip(files, stats, strict=True)):
             self.file, self.block = name, 0
             header = header_block(
@@ -188,11 +189,11 @@ class _Sender(Endpoint):
                 return True
             if byte == NAK:
                 return False
-        if self.block == -1 and self.file:
-            what = f"to ask for {self.file}"
+        if self.block == -1:
+            what = self.file or "a file"
         else:
-            what = "to ask for the data" if self.block == 0 else "to end the batch"
-        raise YmodemError(f"{self.peer} did not start {what} within {wait:g} s")
+            what = f"the data of {self.file}" if self.block == 0 else "the end of the batch"
+        raise YmodemError(f"{self.peer} did not ask for {what} within {wait:g} s")
 
     async def _send_block(self, data: bytes, extra_tries: int = 0) -> None:
         """Send until ACKed: again after a NAK or `timeout` of silence, `retries` times."""

@@ -194,12 +194,12 @@ async def guarded(endpoint: Endpoint, work: Awaitable[T]) -> T:
     """Run a transfer: CANs to the peer when we stop it, context on a closed port."""
     try:
         return await work
-    except asyncio.CancelledError:
-        await endpoint.abort()
-        raise
     except PortClosed as exc:
         raise PortClosed(f"{exc} {endpoint.where()}".rstrip()) from None
     except YmodemError as exc:
         if not exc.by_peer:
             await endpoint.abort()
+        raise
+    except (asyncio.CancelledError, Exception):  # cancelled, a failing callback, a disk error
+        await endpoint.abort()
         raise

@@ -180,7 +180,7 @@ async def test_sender_without_receiver_gives_up_after_start_timeout(tmp_path: Pa
     files = make_files(tmp_path / "src", [10])
     a, _b = memory_pair()
     start = time.monotonic()
-    with pytest.raises(YmodemError, match=r"^the device did not start to ask for file-10.bin"):
+    with pytest.raises(YmodemError, match=r"^the device did not ask for file-10.bin within 0.5 s$"):
         await ymodem.send(a, files, timeout=0.2, start_timeout=0.5)
     assert time.monotonic() - start < 2
 
@@ -285,6 +285,24 @@ async def test_port_closed_mid_transfer_names_the_block(tmp_path: Path) -> None:
     await b.aclose()  # the device vanishes while block 4 is on its way
     with pytest.raises(PortClosed, match=r"went away while sending block 4 of file-100000.bin$"):
         await task
+
+
+async def test_a_failing_progress_callback_cancels_the_other_side(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "src", [10_000])
+
+    def explode(p: FileProgress) -> None:
+        if p.done > 3000:
+            raise RuntimeError("the UI went away")
+
+    a, b = memory_pair()
+    results = await asyncio.gather(
+        ymodem.receive(b, tmp_path / "dst", **FAST),  # type: ignore[arg-type]
+        ymodem.send(a, files, on_progress=explode, **FAST),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], RuntimeError)
+    assert isinstance(results[0], YmodemError)
+    assert str(results[0]).startswith("the sender cancelled the transfer while receiving block")
 
 
 # -- what the receiver accepts ---------------------------------------------------------------
