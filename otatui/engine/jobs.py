@@ -33,7 +33,16 @@ from otatui.engine.events import (
 )
 from otatui.engine.gate import ApplyGate
 from otatui.engine.push import PushMeter
-from otatui.engine.relay import DeviceStep, FromLink, QueueItem, Relay, relay_kind
+from otatui.engine.relay import (
+    DeviceClock,
+    DeviceStep,
+    FromLink,
+    QueueItem,
+    Relay,
+    as_install_step,
+    bounded,
+    relay_kind,
+)
 from otatui.links.link import (
     DeviceReport,
     Finished,
@@ -213,6 +222,7 @@ class Jobs:
                 return
             request = InstallRequest(manifest=manifest, files=files, workdir=workdir)
             meter = PushMeter(self.name)
+            clock = DeviceClock(push_started=self._clock())
             finished = False
             try:
                 async with contextlib.aclosing(self.link.install(request)) as events:
@@ -220,7 +230,7 @@ class Jobs:
                         if isinstance(item, Finished):
                             finished = True
                             self._end_push(meter, item)
-                        self._on_link_event(item, meter, manifest.version, job)
+                        self._on_link_event(item, meter, clock, manifest.version, job)
             except asyncio.CancelledError:
                 self._end_push(meter, Finished(False, "cancelled"))
                 raise
@@ -240,6 +250,7 @@ class Jobs:
         self,
         item: Step | DeviceReport | Pushed | LinkStatus | Finished,
         meter: PushMeter,
+        clock: DeviceClock,
         version: str,
         job: int,
     ) -> None:
@@ -264,28 +275,47 @@ class Jobs:
                         detail=detail,
                     )
                 )
-            case DeviceReport(report=report):
-                self._relay(report, version, job, now)
+            case DeviceReport(report=report, time=said):
+                self._relay(report, said, clock, version, job, now)
             case Finished(ok=ok, message=message):
                 self._finished(ok, message, job)
 
-    def _relay(self, report: StatusReport, version: str, job: int, now: float) -> None:
+    def _relay(
+        self,
+        report: StatusReport,
+        said: float | None,
+        clock: DeviceClock,
+        version: str,
+        job: int,
+        now: float,
+    ) -> None:
+        """A bridged device's report, as `otatui.engine.relay` describes."""
         text = f"{report.status.value} {report.version}" + (
             f": {report.message}" if report.message else ""
         )
         self.bus.publish(InstallOutput(device=self.name, time=now, line=text, stream="device"))
-        match relay_kind(report, version):
+        kind = relay_kind(report, version)
+        if kind is Relay.OTHER_VERSION:
+            return  # shown above; not part of this update
+        kept = clock.time_of(said, now)
+        if kept.why and clock.refused == 1:  # said once per push
+            line = (
+                f"the device's time of its {report.status.value} is not kept ({kept.why}):"
+                " a report with an implausible time keeps the time it reached otatui"
+            )
+            self.bus.publish(InstallOutput(device=self.name, time=now, line=line, stream="device"))
+        match kind:
             case Relay.ONE_FOR_ONE:
-                self._post(DeviceStep(report=report, now=now, job=job))
+                step = as_install_step(report)
+                self._post(DeviceStep(report=step, now=kept.at, job=job))
             case Relay.SUCCESS:
                 done = ev.InstallFinished(ok=True, message=report.message, now=now, job=job)
                 self._post(FromLink(done))
             case Relay.FAILURE:
-                message = report.message or report.status.value
+                own = bounded(report)
+                message = own.message or own.status.value
                 failed = ev.InstallFinished(ok=False, message=message, now=now, job=job)
-                self._post(FromLink(failed, own_final=report))
-            case Relay.OTHER_VERSION:
-                pass  # shown above; not part of this update
+                self._post(FromLink(failed, own_final=own))
 
     def _finished(self, ok: bool, message: str, job: int) -> None:
         done = ev.InstallFinished(ok=ok, message=message, now=self._clock(), job=job)

@@ -2,10 +2,11 @@
 
 Every report goes to the store (history + outbox) in ONE transaction with the update machine's
 snapshot, before anything is sent; the outbox pump sends it afterwards. Each report is stamped
-with the time it was made (a relayed device report: when its link delivered it), never earlier
-than the report before it, so a backlog reaches the cloud in order with non-decreasing original
-times. A manifest taken up offline (`otatui.engine.forwarding`) has its acknowledgement queued
-here too, before the reports it leads to.
+with the time it was made (a relayed device report: the time `otatui.engine.relay.DeviceClock`
+chose, the device's own when plausible, else when its link delivered it), never earlier than the
+report before it, so a backlog reaches the cloud in order with non-decreasing original times.
+A manifest taken up offline (`otatui.engine.forwarding`) has its acknowledgement queued here
+too, before the reports it leads to.
 """
 
 from __future__ import annotations

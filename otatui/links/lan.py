@@ -35,7 +35,9 @@ writes its `otau_in` reports. `LanLink.install` drives one push:
    error status (TEST_ERROR, DOWNLOAD_ERROR, INSTALL_ERROR, INSTALL_ABORTED) with the device's
    message; failed when the device does not connect within `connect_timeout`, does not
    acknowledge within `ack_timeout` of connecting, or sends nothing for `report_timeout` after
-   its acknowledgement.
+   its acknowledgement. Each `DeviceReport` carries the connector's time of the write: the
+   device's own timestamp when it wrote a timestamped batch/record, else when the local
+   connector received it.
 
 Cancellation and timeouts (the choice made): the OTAU contract gives the application no cancel
 message; INSTALL_ABORTED is the device's to write, and what makes a device abort is a different
@@ -205,7 +207,7 @@ class LanLink:
                         continue
                     if phase == "report":
                         deadline = loop.time() + self.report_timeout
-                    yield DeviceReport(status)
+                    yield DeviceReport(status, time=report.timestamp)
                     if status.status.is_error:
                         final = True
                         message = status.message or f"{identity} reported {status.status.value}"

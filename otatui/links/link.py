@@ -35,9 +35,15 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class DeviceReport:
-    """A bridged device's own `otau_in` report, relayed as it is."""
+    """A bridged device's own `otau_in` report (the engine relays it: `otatui.engine.relay`).
+
+    `time`: when the device says it made the report (Unix seconds), if the link knows: the
+    serial `otau_in` frame's `time`, the local connector's record of a LAN device's write. The
+    engine keeps it when it is plausible, else the time the report reached it.
+    """
 
     report: StatusReport
+    time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """One push over the serial link (docs/serial-link.md): what `SerialLink.install()` runs.
 
 `Push.run()` opens the port, says hello (identity check), sends the manifest and waits for its
-echo, then follows the device's frames: its reports (relayed as `DeviceReport`), its `send`
-request (the files go as a YMODEM batch, `Pushed` progress), `log`/`busy`, with pings after
-silence, until a final report. It emits exactly one `Finished`, then `None`. Cancelled, it
+echo, then follows the device's frames: its reports (`DeviceReport`, with the frame's `time`),
+its `send` request (the files go as a YMODEM batch, `Pushed` progress), `log`/`busy`, with pings
+after silence, until a final report. It emits exactly one `Finished`, then `None`. Cancelled, it
 aborts (CAN CAN from the YMODEM sender, the `cancel` frame, a short wait for `cancelled`) and
 closes the port.
 """
@@ -293,7 +293,7 @@ class Push:
             self.installing = True
             self.phase = "while installing"
             self.emit(LinkStatus("installing", f"the device installs {version}"))
-        self.emit(DeviceReport(frame.report))
+        self.emit(DeviceReport(frame.report, time=frame.time))
         if status.is_error:
             return False, message or f"the device reported {status.value}"
         if status is Status.INSTALLED_VERSION:
@@ -352,7 +352,7 @@ class Push:
         deadline = time.monotonic() + self.t.echo
         while (frame := await self._frame(deadline)) is not None:
             if isinstance(frame, sf.Report) and frame.version == self.version:
-                self.emit(DeviceReport(frame.report))
+                self.emit(DeviceReport(frame.report, time=frame.time))
                 if frame.status.is_error:
                     raise _Ended(frame.message or f"the device reported {frame.status.value}")
         raise _Ended(f"the transfer to {self.path} failed: {why}", lost=True)

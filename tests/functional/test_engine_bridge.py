@@ -1,16 +1,19 @@
 """The engine's bridge role against the local connector, with scripted fake links: push progress,
-link state, a bridged device's reports relayed one for one, its own final error, and the apply
-gate (confirm, cancel while waiting, a restart while waiting)."""
+link state, a bridged device's reports relayed one for one as INSTALL_STEPs (one linear flow per
+update in the cloud), the times they keep, its own final error, and the apply gate (confirm,
+cancel while waiting, a restart while waiting)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 import pytest
 from engine_helpers import TOKENS, iter_reports, statuses, wait_status, write_config
+from relay_helpers import assert_linear
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -66,6 +69,7 @@ def device_flow(request: InstallRequest) -> list[InstallEvent]:
         LinkStatus("connected", "hello from s0001"),
         DeviceReport(StatusReport("1.0.0", Status.INSTALLED_VERSION)),  # its current version
         DeviceReport(StatusReport(v, Status.INIT, "manifest accepted")),
+        DeviceReport(StatusReport(v, Status.TEST_SUCCESS)),
         LinkStatus("transferring"),
         Pushed("sensor.bin", 0, 1, 0, size),
         Pushed("sensor.bin", 0, 1, size // 2, size),
@@ -73,6 +77,7 @@ def device_flow(request: InstallRequest) -> list[InstallEvent]:
         DeviceReport(StatusReport(v, Status.DOWNLOAD_STEP, "file 1 of 1, 100%")),
         DeviceReport(StatusReport(v, Status.DOWNLOAD_SUCCESS, "verified")),
         LinkStatus("installing"),
+        DeviceReport(StatusReport(v, Status.INSTALL, "flashing")),
         DeviceReport(StatusReport(v, Status.INSTALL_STEP, "writing flash 50%")),
         DeviceReport(StatusReport(v, Status.INSTALL_STEP, "writing flash 100%")),
         DeviceReport(StatusReport(v, Status.INSTALL_SUCCESS, "flashed")),
@@ -137,7 +142,7 @@ async def until(seen: list[Event], predicate: Callable[[Event], bool], timeout: 
     await asyncio.wait_for(wait(), timeout)
 
 
-async def test_push_progress_link_state_and_the_device_reports_one_for_one(
+async def test_push_progress_link_state_and_the_device_reports_one_for_one_as_install_steps(
     tmp_path: Path, connector: Connector
 ) -> None:
     connector.add_content("sensor.bin", b"sensor firmware " * 1000)
@@ -154,7 +159,9 @@ async def test_push_progress_link_state_and_the_device_reports_one_for_one(
         await asyncio.sleep(0.3)  # anything after the final status would show up now
     flow = [(r["status"], r["message"]) for r in iter_reports(connector, "a0001")]
     flow = flow[flow.index(("INIT", "starting update to 2.1.0 (s)")) :]
-    # otatui's own reports (checks, download to this machine), then the device's, one for one.
+    # One linear flow: otatui's own reports (checks, download to this machine, INSTALL), then
+    # the device's, one for one, as INSTALL_STEPs that name the device's own status.
+    assert_linear([s for s, _ in flow])
     install = [s for s, _ in flow].index("INSTALL")
     ours, theirs = flow[: install + 1], flow[install + 1 :]
     assert [s for s, _ in ours][:4] == ["INIT", "TEST", "TEST_STEP", "TEST_SUCCESS"]
@@ -162,9 +169,11 @@ async def test_push_progress_link_state_and_the_device_reports_one_for_one(
     pushing = [m for s, m in theirs if m.startswith("pushing file 1 of 1")]
     assert pushing and all(m.endswith("% (sensor.bin)") for m in pushing)  # the push, ours
     assert [(s, m) for s, m in theirs if not m.startswith("pushing file")] == [
-        ("INIT", "manifest accepted"),
-        ("DOWNLOAD_STEP", "file 1 of 1, 100%"),
-        ("DOWNLOAD_SUCCESS", "verified"),
+        ("INSTALL_STEP", "device INIT: manifest accepted"),
+        ("INSTALL_STEP", "device TEST_SUCCESS"),
+        ("INSTALL_STEP", "device DOWNLOAD_STEP: file 1 of 1, 100%"),
+        ("INSTALL_STEP", "device DOWNLOAD_SUCCESS: verified"),
+        ("INSTALL_STEP", "device INSTALL: flashing"),
         ("INSTALL_STEP", "writing flash 50%"),
         ("INSTALL_STEP", "writing flash 100%"),
         ("INSTALL_SUCCESS", "flashed"),
@@ -205,7 +214,79 @@ async def test_the_device_own_final_error_is_the_final_status(
         {"version": "2.2.0", "status": "DOWNLOAD_ERROR", "message": "crc mismatch in block 7"}
     ]
     assert reports[-1] == finals[0]
+    assert_linear([r["status"] for r in reports])  # an error during INSTALL ends the flow
+    assert {"version": "2.2.0", "status": "INSTALL_STEP",
+            "message": "device DOWNLOAD_STEP: file 1 of 1, 50%"} in reports  # fmt: skip
     assert ("DOWNLOAD_ERROR", "serial") in history(tmp_path, "2.2.0")
+
+
+async def test_each_device_report_keeps_its_own_time_when_plausible(
+    tmp_path: Path, connector: Connector
+) -> None:
+    started: list[float] = []
+
+    def timed_flow(request: InstallRequest) -> list[InstallEvent]:
+        v, t0 = request.manifest.version, time.time()
+        started.append(t0)
+
+        def report(status: Status, message: str, said: float | None) -> DeviceReport:
+            return DeviceReport(StatusReport(v, status, message), time=said)
+
+        return [
+            report(Status.INIT, "right clock", t0 + 0.001),
+            report(Status.TEST, "clock of 1970", 1000.0),  # before the push started
+            report(Status.TEST_SUCCESS, "an hour ahead", t0 + 3600),  # in the future
+            report(Status.DOWNLOAD, "before the previous", t0 + 0.002),
+            report(Status.DOWNLOAD_STEP, "no clock", None),
+            report(Status.DOWNLOAD_SUCCESS, "a second ahead", t0 + 1.0),  # within the skew
+            report(Status.INSTALL_STEP, "flashing", t0 + 1.1),
+            report(Status.INSTALLED_VERSION, "", t0 + 1.2),
+            Finished(True),
+        ]
+
+    connector.add_content("sensor.bin", b"sensor firmware")
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    config = load_config(bridge_config(tmp_path, connector))
+    link = ScriptedLink(timed_flow)
+    async with Fleet(config, bus=bus, link_factory=lambda d: link, request_timeout_ms=5_000) as f:
+        f.start()
+        await wait_status(connector, "a0001", "1.0.0", FINAL_OK)
+        connector.set_config_otau("a0001", manifest("2.8.0"))
+        await wait_status(connector, "a0001", "2.8.0", FINAL_OK)
+        ended = time.time()
+    [t0] = started
+    with Store.open_readonly(tmp_path / "data" / "otatui.db") as store:
+        rows = [
+            r
+            for r in store.iter_history(device="sensor-1")
+            if r.resource == "otau_in" and r.version == "2.8.0"
+        ]
+        kept = {json.loads(r.value)["message"]: r.time for r in rows if r.source == "serial"}
+    times = [r.time for r in rows]
+    assert times == sorted(times)  # in order, whatever the device's clock said
+    assert kept["device INIT: right clock"] == pytest.approx(t0 + 0.001, abs=1e-6)
+    for arrived in (
+        "device TEST: clock of 1970",
+        "device TEST_SUCCESS: an hour ahead",
+        "device DOWNLOAD: before the previous",
+        "device DOWNLOAD_STEP: no clock",
+    ):  # when the report reached otatui
+        assert t0 + 0.002 < kept[arrived] < ended, arrived
+    assert kept["device DOWNLOAD_SUCCESS: a second ahead"] == pytest.approx(t0 + 1.0, abs=1e-6)
+    assert kept["flashing"] == pytest.approx(t0 + 1.1, abs=1e-6)
+    # The final status goes through the update machine: stamped when it came, after the rest.
+    assert rows[-1].status == FINAL_OK and rows[-1].time >= t0 + 1.1
+    notes = [
+        e.line for e in seen if isinstance(e, InstallOutput) and "is not kept" in e.line
+    ]  # said once per push, for the first implausible time
+    assert len(notes) == 1
+    assert notes[0].startswith(
+        "the device's time of its TEST is not kept (1970-01-01 00:16:40.000 UTC, before the push"
+        " started (20"
+    )
+    assert notes[0].endswith("a report with an implausible time keeps the time it reached otatui")
 
 
 async def test_apply_confirm_waits_for_the_technician(tmp_path: Path, connector: Connector) -> None:

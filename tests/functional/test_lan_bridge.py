@@ -2,7 +2,9 @@
 manifest to a bridged device; otatui (the engine's Fleet, bridge role, its cloud token) downloads
 it, serves the local connector for the LAN and pushes through `LanLink`; the simulated device on
 the LAN (`LanDevice`) activates on the local connector with its own identity, installs and
-reports; its reports reach the cloud. The cloud token never reaches the LAN side."""
+reports; its reports reach the cloud as one linear flow (its non-final ones as INSTALL_STEPs),
+each with the time the local connector recorded it. The cloud token never reaches the LAN
+side."""
 
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ from pathlib import Path
 import pytest
 from engine_helpers import ExternalServer, statuses, wait_status
 from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running, sha
+from relay_helpers import assert_linear, relayed_value, update_flow
 
 from otatui.config import load_config
 from otatui.connector import Connector
 from otatui.engine.fleet import Fleet
+from otatui.otau.status import StatusReport
+from otatui.store import StoreReader
 
 FW = b"firmware for the plant LAN " * 20_000
 EXTRA = b"calibration " * 500
@@ -116,8 +121,26 @@ async def test_lan_bridge_end_to_end_keeps_the_cloud_token_off_the_lan(
     flow = [s for v, s in statuses(cloud, ID) if v == "2.0.0"]
     assert flow[0] == "INIT" and flow[-1] == "INSTALLED_VERSION"
     assert flow.count("INSTALLED_VERSION") == 1
+    assert_linear(update_flow((r.value for r in cloud.reports(ID, "otau_in")), "2.0.0"))
     messages = [json.loads(r.value)["message"] for r in cloud.reports(ID, "otau_in")]
     assert "writing 2 file(s)" in messages  # the LAN device's own INSTALL_STEP
+    assert any(m.startswith("device DOWNLOAD_STEP: ") for m in messages)  # one of its others
+    # Each report the device wrote, once, in order, with the time the local connector has.
+    written = [(StatusReport.from_json(r.value), r.timestamp) for r in local.reports(ID, "otau_in")]
+    steps = [
+        (relayed_value(report), at)
+        for report, at in written
+        if report.version == "2.0.0" and not report.status.is_final
+        and report.status.value != "INSTALL_SUCCESS"
+    ]  # fmt: skip
+    expected = {value for value, _ in steps}
+    with StoreReader.open_readonly(config.locations.db_path) as reader:
+        rows = [
+            (r.value, r.time)
+            for r in reader.history(device="sensor-2", resource="otau_in", newest_first=False)
+            if r.source == "lan" and r.value in expected
+        ]
+    assert len(steps) >= 5 and rows == steps
     # Two tokens, and the cloud one stayed with the cloud.
     assert local_token is not None and local_token != CLOUD_TOKEN
     lan_dir = config.lan_data_dir

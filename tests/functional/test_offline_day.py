@@ -1,7 +1,8 @@
 """The whole offline day (issue 6): fetch online -> connector stopped -> push over serial (the
 simulated serial device on a pty pair) and over LAN (the simulated LAN device on the local
 connector the engine serves) -> connector back -> `otatui sync` -> the connector's record of
-`otau_in` for each device holds every report once, in order, with the original timestamps.
+`otau_in` for each device holds every report once, in order, with the original timestamps (a
+device's report: the time the device gave it), as one linear status flow per update.
 
 Everything is real but the devices: the cloud connector, the engine (`Fleet` builds the links
 itself from the config: `SerialLink` for `serial:<pty>`, `LanLink` on its own local connector
@@ -18,6 +19,13 @@ from pathlib import Path
 
 from engine_helpers import TOKENS, write_config
 from lan_helpers import FAST, running
+from relay_helpers import (
+    assert_device_times,
+    assert_linear,
+    device_frames,
+    relayed_value,
+    update_flow,
+)
 from serial_helpers import device_on_pty
 
 from otatui.config import Config, load_config
@@ -27,6 +35,7 @@ from otatui.engine.export import history_rows, write_json_lines
 from otatui.engine.fleet import Fleet
 from otatui.engine.prefetch import Prefetch
 from otatui.engine.sync import OutboxSync
+from otatui.otau.status import Status, StatusReport
 from otatui.sim.lan_device import LanDevice
 from otatui.store import Store, StoreReader
 
@@ -137,6 +146,10 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
 
                 await wait_for(lambda: installed(SERIAL[0]) and installed(LAN[0]))
                 assert lan_device.installed_version == NEW
+            lan_written = [
+                (StatusReport.from_json(r.value), r.timestamp)
+                for r in lan_connector.reports(LAN[1], "otau_in")
+            ]
             assert serial_device.device.installed_version == NEW
         assert fleet.links.lan_connector is None  # stopped with the fleet
         for name in (SERIAL[0], LAN[0]):
@@ -172,6 +185,24 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
             statuses = [r.status for r in rows[name]]
             assert statuses[-1] == "INSTALLED_VERSION" and rows[name][-1].version == NEW
             assert statuses.count("INSTALLED_VERSION") == 2  # the boot report (1.0.0), the new
+        # Every report each device made waits with the time the device gave it (serial: its
+        # frame's `time`; LAN: the local connector's record of its write).
+        made = {
+            SERIAL[0]: [
+                (relayed_value(report), at)
+                for report, at in device_frames(serial_device.trace, NEW)
+            ],
+            LAN[0]: [
+                (relayed_value(report), at)
+                for report, at in lan_written
+                if report.version == NEW
+                and not report.status.is_final
+                and report.status is not Status.INSTALL_SUCCESS
+            ],
+        }
+        for name, link in ((SERIAL[0], "serial"), (LAN[0], "lan")):
+            assert len(made[name]) >= 5
+            assert_device_times([(r.value, r.time, r.source) for r in rows[name]], made[name], link)
 
         # -- Back online: the connector returns with its state; `otatui sync` sends the backlog.
         await asyncio.sleep(0.6)
@@ -210,6 +241,8 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
                     assert row.delivered_at is not None  # history: "sent"
                 times = [r.timestamp for r in got]
                 assert times == sorted(times)
+                # One linear flow per update: the device's steps are INSTALL_STEPs of the push.
+                assert_linear(update_flow((r.value for r in got), NEW))
                 # The acknowledgement reached the cloud too: the manifest is not offered again.
                 resource = back.resource(identity, "config_otau")
                 assert resource is not None and resource.acked

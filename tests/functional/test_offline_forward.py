@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import TOKENS, write_config
+from relay_helpers import assert_linear, update_flow
 from test_engine_bridge import ScriptedLink, device_flow
 
 from otatui.config import Config, load_config
@@ -163,7 +164,10 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
         assert json.loads(got[-1].value) == {
             "version": "2.1.0", "status": "INSTALLED_VERSION", "message": "",
         }  # fmt: skip
-        assert sum(1 for r in got if json.loads(r.value)["status"] == "INIT") == 2  # ours + device
+        # One linear flow: our INIT, the device's as an INSTALL_STEP during the push.
+        assert_linear(update_flow((r.value for r in got), "2.1.0"))
+        assert sum(1 for r in got if json.loads(r.value)["status"] == "INIT") == 1
+        assert any(json.loads(r.value)["message"] == "device INIT: manifest accepted" for r in got)
         # The queued acknowledgement reached the cloud with its original time.
         acks = [r for r in back.reports("a0001", "config_otau") if r.value == MANIFEST]
         assert acks and abs(acks[0].timestamp - backlog[1].produced_at) < 0.001

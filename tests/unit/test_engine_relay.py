@@ -1,4 +1,5 @@
-"""The pieces between a link and the session: relay rules, push progress, the apply gate."""
+"""The pieces between a link and the session: relay rules (what the cloud gets for each device
+report, and the time it keeps), push progress, the apply gate."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from otatui.engine.events import (
 from otatui.engine.gate import ApplyGate
 from otatui.engine.jsonlines import event_line
 from otatui.engine.push import PushMeter
-from otatui.engine.relay import Relay, relay_kind
+from otatui.engine.relay import (
+    AHEAD_S,
+    BEFORE_PUSH_S,
+    MESSAGE_LIMIT,
+    DeviceClock,
+    Relay,
+    as_install_step,
+    bounded,
+    relay_kind,
+)
 from otatui.links.link import Pushed
 from otatui.otau.status import Status, StatusReport
 
@@ -49,6 +59,94 @@ def test_a_report_of_another_version_is_not_relayed() -> None:
     report = StatusReport("1.0.0", Status.INSTALLED_VERSION)
     assert relay_kind(report, "2.0.0") is Relay.OTHER_VERSION
     assert relay_kind(StatusReport("1.0.0", Status.INSTALL_ERROR), "2.0.0") is Relay.OTHER_VERSION
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "relayed"),
+    [
+        (Status.INIT, "manifest accepted", "device INIT: manifest accepted"),
+        (Status.TEST, "", "device TEST"),
+        (Status.TEST_STEP, "65536 bytes free", "device TEST_STEP: 65536 bytes free"),
+        (Status.TEST_SUCCESS, "", "device TEST_SUCCESS"),
+        (Status.DOWNLOAD, "2 files", "device DOWNLOAD: 2 files"),
+        (Status.DOWNLOAD_STEP, "fw.bin 40%", "device DOWNLOAD_STEP: fw.bin 40%"),
+        (Status.DOWNLOAD_SUCCESS, "", "device DOWNLOAD_SUCCESS"),
+        (Status.INSTALL, "flashing", "device INSTALL: flashing"),  # otatui said INSTALL already
+        (Status.INSTALL_STEP, "writing bank B", "writing bank B"),  # the device's own: as it is
+    ],
+)
+def test_a_non_final_device_report_is_relayed_as_an_install_step(
+    status: Status, message: str, relayed: str
+) -> None:
+    assert as_install_step(StatusReport("2.0.0", status, message)) == StatusReport(
+        "2.0.0", Status.INSTALL_STEP, relayed
+    )
+
+
+def test_relayed_messages_are_cut_to_a_sane_length() -> None:
+    long = "x" * 5000
+    step = as_install_step(StatusReport("2.0.0", Status.DOWNLOAD_STEP, long))
+    assert len(step.message) == MESSAGE_LIMIT
+    assert step.message.startswith("device DOWNLOAD_STEP: xxx") and step.message.endswith("…")
+    own = as_install_step(StatusReport("2.0.0", Status.INSTALL_STEP, long))
+    assert len(own.message) == MESSAGE_LIMIT
+    error = bounded(StatusReport("2.0.0", Status.INSTALL_ERROR, long))
+    assert error.status is Status.INSTALL_ERROR and len(error.message) == MESSAGE_LIMIT
+    fits = StatusReport("2.0.0", Status.INSTALL_STEP, "x" * MESSAGE_LIMIT)
+    assert as_install_step(fits) is fits and bounded(fits) is fits
+
+
+T0 = 1_764_252_000.0  # the push started
+
+
+def test_a_plausible_device_time_is_kept() -> None:
+    clock = DeviceClock(push_started=T0)
+    first = clock.time_of(T0 + 0.5, arrived=T0 + 0.6)
+    assert (first.at, first.from_device, first.why) == (T0 + 0.5, True, "")
+    # A clock a little behind (made "before" the push) or a little ahead: still the device's.
+    behind = DeviceClock(push_started=T0).time_of(T0 - BEFORE_PUSH_S, arrived=T0 + 0.1)
+    assert behind.from_device and behind.at == T0 - BEFORE_PUSH_S
+    ahead = DeviceClock(push_started=T0).time_of(T0 + 1 + AHEAD_S, arrived=T0 + 1)
+    assert ahead.from_device and ahead.at == T0 + 1 + AHEAD_S
+    # The same time as the previous report is in order.
+    same = clock.time_of(T0 + 0.5, arrived=T0 + 0.7)
+    assert same.from_device and same.at == T0 + 0.5
+
+
+@pytest.mark.parametrize(
+    ("said", "why"),
+    [
+        (T0 + 2 + AHEAD_S + 0.01, "later than it reached otatui"),  # in the future
+        (1000.0, "1970-01-01 00:16:40.000 UTC, before the push started"),  # no real clock
+        (T0 - BEFORE_PUSH_S - 0.01, "before the push started"),
+        (float("nan"), "nan is no time"),
+        (float("inf"), "inf is no time"),
+        (-1.0, "-1.0 is no time"),
+    ],
+)
+def test_an_implausible_device_time_gives_way_to_the_arrival_time(said: float, why: str) -> None:
+    kept = DeviceClock(push_started=T0).time_of(said, arrived=T0 + 2)
+    assert (kept.at, kept.from_device) == (T0 + 2, False)
+    assert why in kept.why
+
+
+def test_a_device_time_before_the_previous_report_gives_way_to_the_arrival_time() -> None:
+    clock = DeviceClock(push_started=T0)
+    assert clock.time_of(T0 + 3, arrived=T0 + 1).at == T0 + 3  # a clock 2 s ahead
+    back = clock.time_of(T0 + 2.5, arrived=T0 + 4)  # earlier than the previous report
+    assert (back.at, back.from_device) == (T0 + 4, False)
+    assert "before the previous report" in back.why
+    # The next one is compared with what was kept (the arrival time), so order holds.
+    assert not clock.time_of(T0 + 3.9, arrived=T0 + 5).from_device
+    assert clock.time_of(T0 + 5.5, arrived=T0 + 6).at == T0 + 5.5
+    assert clock.refused == 2
+
+
+def test_a_report_without_a_time_keeps_its_arrival_time_without_a_reason() -> None:
+    clock = DeviceClock(push_started=T0)
+    kept = clock.time_of(None, arrived=T0 + 1)
+    assert (kept.at, kept.from_device, kept.why) == (T0 + 1, False, "")
+    assert clock.refused == 0 and clock.previous == T0 + 1
 
 
 def pushed(done: int, total: int = 1000, index: int = 0, name: str = "fw.bin") -> Pushed:
