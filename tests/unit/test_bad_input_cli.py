@@ -77,6 +77,10 @@ CASES: dict[str, Case] = {
     "history unknown device": Case(
         CONNECTOR + DEVICE, ("history", "--device", "pump-8"), ("pump-8",)
     ),
+    "connector bad config": Case(
+        CONNECTOR + DEVICE.replace('"a0001"', '"../a0001"'), ("connector", "--http-port", "0"),
+        ("devices[0].identity",),
+    ),
     "connector port text": Case(None, ("connector", "--http-port", "eighty"), ("--http-port",)),
     "connector tls port": Case(None, ("connector", "--mqtts-port", "0"), ("--tls-cert",)),
     "config without value": Case(None, ("--config",), ("--config",)),
