@@ -325,3 +325,21 @@ async def test_url_on_a_wildcard_host_names_this_machine(tmp_path: Path) -> None
     finally:
         c.ports.clear()
         await c.stop()
+
+
+async def test_each_device_report_carries_the_time_the_local_connector_recorded(
+    tmp_path: Path, connector: Connector
+) -> None:
+    run = Run(LanLink(connector, ID), request_for(tmp_path))
+    await run.until(is_waiting_for_connect)
+    device = connector.state.authenticate(connector.state.activate(ID))
+    assert device is not None
+    connector.state.device_write(device, [("config_otau", offered(connector))], via="http")
+    value = StatusReport("2.0.0", Status.INIT).to_json()  # a timestamped batch/record write
+    connector.state.device_write(device, [("otau_in", value)], via="mqtt-batch", timestamp=1234.5)
+    report(device, connector, "2.0.0", Status.TEST)  # a plain write: the receive time
+    report(device, connector, "2.0.0", Status.INSTALLED_VERSION)
+    assert (await run.finished()).ok
+    times = [e.time for e in run.seen if isinstance(e, DeviceReport)]
+    recorded = [r.timestamp for r in connector.reports(ID, "otau_in")]
+    assert times == recorded and times[0] == 1234.5 and times[1] is not None and times[1] > 1234.5

@@ -438,3 +438,17 @@ async def test_a_payload_file_that_cannot_be_read_fails_before_the_port_opens(
         False, f"cannot read {tmp_path / 'a.bin'}: No such file or directory"
     )
     assert not opened
+
+
+async def test_each_report_carries_the_time_of_its_frame(tmp_path: Path) -> None:
+    async def script(d: Device) -> None:
+        await d.greet()
+        await d.say(type="otau_in", version="2.0.0", status="INIT", message="", time=1764252000.25)
+        await d.report("TEST")  # no time: the device has no clock it trusts
+        await d.say(type="send", files=[])
+        await d.say(type="otau_in", version="2.0.0", status="INSTALLED_VERSION", time=1764252009)
+
+    events, _ = await push(tmp_path, script)
+    assert end(events).ok
+    reports = [(e.report.status.value, e.time) for e in events if isinstance(e, DeviceReport)]
+    assert reports == [("INIT", 1764252000.25), ("TEST", None), ("INSTALLED_VERSION", 1764252009)]
