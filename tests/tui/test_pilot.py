@@ -7,7 +7,12 @@ from typing import Any
 
 from textual.widgets import DataTable, Input
 
-from otatui.engine.events import ConnectionChanged, InstallOutput, TransferProgress
+from otatui.engine.events import (
+    ConnectionChanged,
+    InstallOutput,
+    ReportQueued,
+    TransferProgress,
+)
 from otatui.tui.app import OtaApp
 from otatui.tui.frozen import DEVICES, FrozenBackend
 from otatui.tui.records import DeviceInfo
@@ -303,6 +308,27 @@ async def test_a_flood_of_events_is_applied_in_batches_and_keys_stay_responsive(
         assert app.state.devices["dev-0999"].active_transfers[0].done == 900
         assert len(app.state.devices["dev-0999"].output) == 10
         assert elapsed < 5.0, f"a drain of 11,000 events and a key took {elapsed:.2f}s"
+
+        # every row's status first wide, then narrow: cells that shrink must not make the
+        # table re-measure whole columns (quadratic: a minute with a thousand rows)
+        for outbox_id, status in ((1, "INSTALLED_VERSION"), (2, "INIT")):
+            started = time.perf_counter()
+            for i in range(1000):
+                backend.publish(
+                    ReportQueued(
+                        device=f"dev-{i:04d}",
+                        time=now,
+                        outbox_id=outbox_id * 10_000 + i,
+                        version="2",
+                        status=status,
+                    )
+                )
+            await pilot.pause(0.3)
+            await pilot.press("down")
+            await pilot.pause()
+            elapsed = time.perf_counter() - started
+            assert elapsed < 5.0, f"1,000 {status} cells and a key took {elapsed:.2f}s"
+        assert cell(app, "dev-0999", "status") == "INIT *"
 
 
 async def test_the_palette_key_is_remappable() -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from otatui.tui import cells
 from otatui.tui.keys import bindings
@@ -186,7 +188,10 @@ class FleetScreen(StateScreen):
             old = self._shown[name]
             for (key, _label), value, new, before in zip(COLUMNS, values, plain, old, strict=True):
                 if new != before:
-                    table.update_cell(name, key, value, update_width=True)
+                    # widen only (Textual re-measures the whole column when a cell narrows:
+                    # quadratic with a thousand rows)
+                    wider = cell_len(new) > table.columns[ColumnKey(key)].content_width
+                    table.update_cell(name, key, value, update_width=wider)
                     resort = resort or _SORT_COLUMN.get(self.sort) == key
             self._shown[name] = plain
         if resort:
