@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             result = work()
-        except SystemExit as exc:  # a benchmark that cannot run says why, the others go on
+        except (SystemExit, Exception) as exc:  # one that cannot run says why, the others go on
             failures.append(f"{name}: {exc}")
             rows.append(Row(name, "failed", "", "", "", False))
             print(f"{name} failed: {exc}", flush=True)
@@ -291,8 +291,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if importlib.util.find_spec("bench.ymodem") is None:
             rows.append(Row("YMODEM push", "not run: bench/ymodem.py missing", "", "", "", None))
         else:
-            ymodem = importlib.import_module("bench.ymodem")
-            attempt("ymodem", lambda: ymodem.run(ymodem_mib, args.ymodem_rounds), ymodem_rows)
+            from bench.apt import ensure
+
+            def ymodem_run() -> dict[str, Any]:
+                ensure({"sz": "lrzsz", "rz": "lrzsz"}, "the YMODEM benchmark")
+                module = importlib.import_module("bench.ymodem")
+                result: dict[str, Any] = module.run(ymodem_mib, args.ymodem_rounds)
+                return result
+
+            attempt("ymodem", ymodem_run, ymodem_rows)
 
     print(f"\n{machine()}")
     if quick:

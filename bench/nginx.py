@@ -8,7 +8,6 @@ transfer time is read from the server (``request_time(tag)``), not from process 
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -16,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+
+from bench.apt import ensure
 
 NGINX_CONF = """
 worker_processes 1;
@@ -47,25 +48,8 @@ NGINX = "/usr/sbin/nginx"
 
 def ensure_tools() -> tuple[str, str]:
     """Paths of nginx and curl, installing Debian's ``nginx-light``/``curl`` when missing."""
-    missing = [
-        package
-        for package, present in (
-            ("nginx-light", Path(shutil.which("nginx") or NGINX).exists()),
-            ("curl", shutil.which("curl") is not None),
-        )
-        if not present
-    ]
-    if missing:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            raise SystemExit(f"the download benchmark needs: apt-get install {' '.join(missing)}")
-        print(f"installing {' '.join(missing)} with apt-get ...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-            check=True,
-            env=env,
-        )
+    nginx = shutil.which("nginx") or NGINX
+    ensure({nginx: "nginx-light", "curl": "curl"}, "the download benchmark")
     nginx = shutil.which("nginx") or NGINX
     curl = shutil.which("curl")
     if not Path(nginx).exists() or curl is None:
