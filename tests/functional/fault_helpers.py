@@ -1,7 +1,8 @@
 """Shared pieces of the fault, bad-input and security suites (helper FAULT's area).
 
 - `FAULT_HOOK`: an install hook whose behaviour follows the offered version's name
-  (`...-hang` never ends, `...-crash` dies by SIGSEGV, `...-slow` prints steps for a while);
+  (`...-hang` never ends, `...-crash` dies by SIGSEGV, `...-slow` prints steps for a while,
+  `...-daemon` leaves a service running that holds its stdout);
   any other version records what it got, like `engine_helpers.HOOK`.
 - `running_fleet`: the engine in-process against a connector, its events collected.
 - `assert_delivered_once`: the connector's `otau_in` record equals the store's history of sent
@@ -45,6 +46,13 @@ if version.endswith("-hang"):
 if version.endswith("-crash"):
     print("flashing", flush=True)
     os.kill(os.getpid(), signal.SIGSEGV)
+if version.endswith("-daemon"):
+    # (Re)start a service that inherits stdout and outlives the hook, as install scripts do.
+    import subprocess
+    service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    pathlib.Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+    (pathlib.Path(sys.argv[1]) / "service.pid").write_text(str(service.pid))
+    print("service started", flush=True)
 if version.endswith("-slow"):
     for i in range(10):
         print("flash step", i, flush=True)

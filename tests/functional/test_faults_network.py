@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -161,17 +162,18 @@ async def test_download_dropped_several_times_resumes_and_a_wrong_file_fails_hon
     assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", identity)
 
 
-async def test_install_hook_hanging_times_out_and_crashing_is_an_install_error(
+async def test_install_hook_hanging_crashing_or_leaving_a_service_running(
     tmp_path: Path, connector: Connector
 ) -> None:
     connector.add_content("fw.bin", b"firmware")
-    async with booted_agent(tmp_path, connector, "a0001", "mqtt", timeout=1.5):
+    async with booted_agent(tmp_path, connector, "a0001", "mqtt", timeout=1.5) as (records, _):
         connector.set_config_otau("a0001", manifest("6.0.0-hang", "fw.bin"))
         await wait_status(connector, "a0001", "6.0.0-hang", "INSTALL_ERROR", timeout=20)
         connector.set_config_otau("a0001", manifest("6.1.0-crash", "fw.bin"))
         await wait_status(connector, "a0001", "6.1.0-crash", "INSTALL_ERROR", timeout=20)
-        connector.set_config_otau("a0001", manifest("6.2.0", "fw.bin"))
-        await wait_status(connector, "a0001", "6.2.0", OK, timeout=20)
+        # A hook that leaves a service running (holding its output) ends when it exits.
+        connector.set_config_otau("a0001", manifest("6.2.0-daemon", "fw.bin"))
+        await wait_status(connector, "a0001", "6.2.0-daemon", OK, timeout=20)
         await asyncio.sleep(0.3)
     reports = otau_in(connector, "a0001")
     hang = [r for r in reports if r["version"] == "6.0.0-hang"]
@@ -181,6 +183,11 @@ async def test_install_hook_hanging_times_out_and_crashing_is_an_install_error(
     assert "SIGSEGV" in crash[-1]["message"], crash[-1]
     for version in ("6.0.0-hang", "6.1.0-crash"):
         assert final_statuses(connector, "a0001", version) == ["INSTALL_ERROR"]
+    service = int((records / "service.pid").read_text())
+    try:
+        os.kill(service, 0)  # the service the hook started is left running
+    finally:
+        os.kill(service, signal.SIGKILL)
     assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", "a0001")
 
 
