@@ -47,6 +47,13 @@ class LocalLink:
     async def install(self, request: InstallRequest) -> AsyncGenerator[InstallEvent, None]:
         manifest = request.manifest
         workdir = request.workdir
+        for key, value in (("version", manifest.version), ("name", manifest.name)):
+            if "\0" in value:  # the environment cannot hold it
+                yield Finished(
+                    False,
+                    f"cannot run the install command: the manifest's {key} holds a NUL character",
+                )
+                return
         manifest_path = workdir.parent / f"{workdir.name}.manifest.json"
         manifest_path.write_text(manifest.raw, encoding="utf-8")
         env = dict(os.environ)
@@ -69,12 +76,11 @@ class LocalLink:
                 stderr=err_write,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             for fd in (out_read, err_read):
                 os.close(fd)
-            yield Finished(
-                False, f"cannot start install command {self.command[0]!r}: {exc.strerror}"
-            )
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            yield Finished(False, f"cannot start install command {self.command[0]!r}: {why}")
             return
         finally:
             os.close(out_write)  # the child has its copies: EOF comes when it closes them

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from engine_helpers import TOKENS, sha, wait_status
-from fault_helpers import eventually, fault_agent, otau_in, running_fleet, site_config
+from fault_helpers import booted_agent, eventually, fault_agent, otau_in, running_fleet, site_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -216,3 +216,20 @@ async def test_generated_malformed_manifests_through_real_sessions(
         outcome = "rejected" if parsed.version is None else "TEST_ERROR"
         values.append((f"generated {i}", raw, outcome, parsed.reason))
     await run_through_sessions(tmp_path, connector, {"mqtt-gw": values, "http-gw": values[:8]})
+
+
+async def test_a_version_the_install_hook_cannot_be_given_is_a_clear_install_error(
+    tmp_path: Path, connector: Connector
+) -> None:
+    """Valid JSON, but a NUL in the version cannot go into the hook's environment."""
+    connector.add_content("fw.bin", b"good firmware")
+    nul = {"version": "3.0\u0000evil", "name": "x", "type": "FILE", "payload": "fw.bin"}
+    async with booted_agent(tmp_path, connector, "a0001", "mqtt"):
+        connector.set_config_otau("a0001", json.dumps(nul))
+        await wait_status(connector, "a0001", str(nul["version"]), "INSTALL_ERROR")
+        connector.set_config_otau("a0001", {**nul, "version": "3.1"})
+        await wait_status(connector, "a0001", "3.1", "INSTALLED_VERSION")
+    (error,) = [r for r in otau_in(connector, "a0001") if r["status"] == "INSTALL_ERROR"]
+    assert error["message"] == (
+        "cannot run the install command: the manifest's version holds a NUL character"
+    )
