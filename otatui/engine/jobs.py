@@ -310,12 +310,12 @@ class Jobs:
                 self._post(DeviceStep(report=step, now=kept.at, job=job))
             case Relay.SUCCESS:
                 done = ev.InstallFinished(ok=True, message=report.message, now=now, job=job)
-                self._post(FromLink(done))
+                self._post(FromLink(done, at=kept.at))
             case Relay.FAILURE:
                 own = bounded(report)
                 message = own.message or own.status.value
                 failed = ev.InstallFinished(ok=False, message=message, now=now, job=job)
-                self._post(FromLink(failed, own_final=own))
+                self._post(FromLink(failed, own_final=own, at=kept.at))
 
     def _finished(self, ok: bool, message: str, job: int) -> None:
         done = ev.InstallFinished(ok=ok, message=message, now=self._clock(), job=job)

@@ -147,6 +147,7 @@ class FromLink:
 
     event: ev.Event
     own_final: StatusReport | None = None
+    at: float | None = None  # the device's (plausible) time of the report that caused it
 
 
 @dataclass(frozen=True, slots=True)

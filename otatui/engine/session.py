@@ -219,12 +219,13 @@ class Session:
         while True:
             item = await self._queue.get()
             own_final: StatusReport | None = None
+            at: float | None = None
             source = self.channel.protocol  # what otatui did itself
             match item:
                 case DeviceStep():
                     self._relay_step(item)
                     continue
-                case FromLink(event=event, own_final=own_final):
+                case FromLink(event=event, own_final=own_final, at=at):
                     if self.options.role == "bridge":
                         source = self.link.source  # what the bridged device's link caused
                 case _:
@@ -232,7 +233,7 @@ class Session:
             before = self.machine.phase
             actions = self.machine.handle(event)
             if actions:
-                self._carry_out(actions, source, own_final)
+                self._carry_out(actions, source, own_final, at)
             elif self.machine.snapshot() != self.recorder.saved:  # a file finished: no report
                 self._record([], source)
             if self.machine.phase is not before:
@@ -247,8 +248,13 @@ class Session:
                 )
 
     def _carry_out(
-        self, actions: list[act.Action], source: str, own_final: StatusReport | None
+        self,
+        actions: list[act.Action],
+        source: str,
+        own_final: StatusReport | None,
+        at: float | None = None,
     ) -> None:
+        """`at`: the time of the reports when a bridged device said when it made them."""
         reports = []
         for action in actions:
             if isinstance(action, act.Report):
@@ -268,7 +274,7 @@ class Session:
             for a in actions
         ):
             queued_ack, self._offline_raw = offline, None
-        self._record(reports, source, queued_ack=queued_ack)
+        self._record(reports, source, at=at, queued_ack=queued_ack)
         for action in actions:
             match action:
                 case act.Acknowledge(raw=raw):

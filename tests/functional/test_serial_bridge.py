@@ -110,7 +110,16 @@ async def test_serial_bridge_end_to_end(tmp_path: Path, clock: str) -> None:
     times = [r.time for r in relayed]
     assert times == sorted(times)
     said = [t for _, t in frames]
+    success_said = [
+        json.loads(text)["time"]
+        for kind, text in sim.trace
+        if kind == "send" and '"INSTALL_SUCCESS"' in text and '"2.0.0"' in text
+    ]
+    finals = [r.time for r in rows if r.status in ("INSTALL_SUCCESS", "INSTALLED_VERSION")]
+    finals = finals[-2:]  # INSTALL_SUCCESS then INSTALLED_VERSION of 2.0.0
     if clock == "a device clock 2 s ahead":
         assert times == pytest.approx(said, abs=1e-6)
+        # the final status carries the device's time of its INSTALL_SUCCESS too
+        assert finals == pytest.approx([success_said[0]] * 2, abs=1e-6)
     else:
         assert all(offered < t < ended for t in times) and not set(times) & set(said)
