@@ -343,6 +343,8 @@ class DeviceView:
         if self.failed:
             said = f": {self.last_message}" if self.last_message else ""
             return f"{self.last_status} for {self.last_status_version}{said}; retry when fixed"
+        if self.info.role == "monitor":
+            return "watching its config_otau and otau_in (a monitor changes nothing)"
         if self.offered is None:
             return "connected; no manifest offered"
         return "connected; waiting for a new manifest"

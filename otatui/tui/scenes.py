@@ -45,6 +45,7 @@ SCENES: tuple[Scene, ...] = (
     Scene("device_lan_push", device="sensor-2", description="a LAN bridge pushing"),
     Scene("device_offline", device="meter-3", description="retry countdown"),
     Scene("device_failed", device="pump-8", description="a failed install"),
+    Scene("device_monitor", device="tank-4", description="a monitor: watches, changes nothing"),
     Scene("confirm_cancel", ("c",), device="pump-7", description="cancel asks first"),
     Scene("confirm_apply", ("a",), device="sensor-1", description="flashing asks first"),
     Scene("help", ("question_mark",), description="bindings and statuses"),

@@ -62,7 +62,10 @@ def connection_text(d: DeviceView, now: float, *, mono: bool = False) -> Text:
         if d.link_detail:
             out.append(f" ({d.link_detail})")
         out.append("\n")
-    out.append(f"phase: {d.phase}")
+    if d.info.role == "monitor":
+        out.append("role: monitor, reads only (no phase, nothing is sent)")
+    else:
+        out.append(f"phase: {d.phase}")
     if d.awaiting_apply is not None:
         out.append(
             f" · waiting for apply of {d.awaiting_apply}", style=cells.tone("bold red", mono)
