@@ -23,8 +23,11 @@ from fault_helpers import (
     assert_none_lost,
     booted_agent,
     eventually,
+    fault_agent,
     final_statuses,
     otau_in,
+    running_fleet,
+    site_config,
     start_mqtt_listener,
     stop_mqtt_listener,
 )
@@ -215,3 +218,35 @@ async def test_a_report_whose_confirmation_is_lost_is_recorded_once(
     assert connector.faults.unconfirmed_writes == 0  # the fault did fire
     db = tmp_path / "data" / "otatui.db"
     assert assert_none_lost(db, connector, "gw", identity) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/fleet.py (ENG): Fleet._token activates a device that has no token once; a "
+    "transient failure (HTTP 5xx, connector unreachable) raises a ChannelError that _run_device "
+    "turns into a stopped device for the rest of the run (e.g. a gateway booting before its "
+    "network is up); transient activation errors should back off and retry like the channels "
+    "do, only 403/404/409 are final",
+)
+async def test_activation_through_a_burst_of_500_still_provisions_the_device(
+    tmp_path: Path,
+) -> None:
+    async with Connector(devices=[("fresh-9", None)]) as connector:
+        device = fault_agent("gw", "a0002", "http", tmp_path / "records")
+        device["identity"] = "fresh-9"
+        del device["token"]
+        connector.faults.fail_next(2, path="/provision/activate")
+        async with running_fleet(site_config(tmp_path, connector, [device])) as (_fleet, seen):
+
+            def stopped() -> list[str]:
+                return [
+                    e.reason
+                    for e in seen
+                    if isinstance(e, ConnectionChanged) and e.state == "stopped"
+                ]
+
+            await eventually(lambda: bool(stopped() or otau_in(connector, "fresh-9")), 15)
+            assert stopped() == [], "the device was given up on"
+            await wait_status(connector, "fresh-9", "1.0.0", OK, timeout=5)
+        assert connector.faults.fail_count == 0
+        assert (tmp_path / "data" / "tokens" / "fresh-9").is_file()
