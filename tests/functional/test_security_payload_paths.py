@@ -97,3 +97,19 @@ async def test_payload_names_that_are_paths_stay_inside_the_install_folder(
     refused = [r for r in otau_in(connector, "a0001") if r["status"] == "TEST_ERROR"]
     assert len(refused) == 4 and all("content id" in r["message"] or "item" in r["message"]
                                      for r in refused)  # fmt: skip
+
+
+async def test_content_ids_that_are_paths_stay_inside_the_connector_content_area(
+    tmp_path: Path,
+) -> None:
+    """The local connector (which the LAN bridge fills with payload files) keeps every content
+    id, whatever it holds, as one file inside its content folder, and serves it back by id."""
+    ids = ["../escape.bin", "a/../../escape2.bin", str(tmp_path / "abs-escape.bin"), "..", "."]
+    ids += ["sub\\..\\..\\escape3.bin", "x\x00y"]
+    async with Connector(data_dir=tmp_path / "connector") as connector:
+        for i, content_id in enumerate(ids):
+            item = connector.add_content(content_id, f"body {i}".encode())
+            assert item.path.parent == tmp_path / "connector" / "content", item.path
+        assert sorted(c.id for c in connector.contents()) == sorted(ids)
+    outside = [p for p in tmp_path.rglob("*") if "connector" not in p.parts]
+    assert outside == []
