@@ -14,7 +14,7 @@ from otatui.otau.payload import PayloadItem, PayloadItemError, PayloadSource
 from otatui.otau.status import Status
 from otatui.transfer import CachedFile
 from otatui.tui import cells
-from otatui.tui.records import NOT_SENT, DeviceView
+from otatui.tui.records import NOT_SENT, DeviceView, FileTransfer
 
 CacheLookup = Callable[[str, PayloadItem], CachedFile | None]
 LocalTime = Callable[[float], time.struct_time]
@@ -132,9 +132,22 @@ def transfer_text(d: DeviceView, *, mono: bool = False) -> Text:
     if not d.transfers:
         out.append("nothing moved yet")
         return out
-    for t in sorted(d.transfers.values(), key=lambda t: (t.direction, t.index)):
+    # a file known only from its end (no progress seen: count 1) takes its place from the manifest
+    names = (
+        [p.filename for p in d.offered.payload() if isinstance(p, PayloadItem)]
+        if (d.offered is not None)
+        else []
+    )
+
+    def place(t: FileTransfer) -> tuple[int, int]:
+        if t.count == 1 and t.file in names:
+            return names.index(t.file), len(names)
+        return t.index, t.count
+
+    for t in sorted(d.transfers.values(), key=lambda t: (t.direction, place(t))):
         verb = "download" if t.direction == "download" else "push"
-        out.append(f"  {verb} {t.file} ({t.index + 1}/{t.count}) ")
+        index, count = place(t)
+        out.append(f"  {verb} {t.file} ({index + 1}/{count}) ")
         if t.finished:
             total = t.size or t.total
             style = "bold red" if t.outcome == "failed" else ""
