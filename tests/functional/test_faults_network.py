@@ -250,3 +250,36 @@ async def test_activation_through_a_burst_of_500_still_provisions_the_device(
             await wait_status(connector, "fresh-9", "1.0.0", OK, timeout=5)
         assert connector.faults.fail_count == 0
         assert (tmp_path / "data" / "tokens" / "fresh-9").is_file()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/outbox.py (ENG): when the store cannot record a confirmation (disk full: "
+    "SQLite 'disk I/O error' / 'database or disk is full'), OutboxPump._confirm only publishes "
+    "an error and the pump sends the same report again at once, in a tight loop: with the data "
+    "dir of a real otatui run --headless at its size limit the connector got thousands of "
+    "copies of one INIT (and 13,000 error events) in 5 s. It should back off (and stop sending "
+    "fresh writes while it cannot confirm)",
+)
+async def test_a_store_that_cannot_confirm_does_not_flood_the_connector(
+    tmp_path: Path, connector: Connector
+) -> None:
+    from otatui.store import StoreError
+
+    device = fault_agent("gw", "a0001", "mqtt", tmp_path / "records")
+    async with running_fleet(site_config(tmp_path, connector, [device])) as (fleet, _seen):
+        await wait_status(connector, "a0001", "1.0.0", OK)
+        store = fleet.store
+        assert store is not None
+
+        def disk_full(*_args: object, **_kwargs: object) -> int:
+            raise StoreError(f"store {tmp_path}: confirm reports failed: database or disk is full")
+
+        store.confirm = disk_full  # type: ignore[method-assign]
+        offer = {"version": "9.1.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
+        connector.set_config_otau("a0001", offer)
+        await wait_status(connector, "a0001", "9.1.0", "INIT", timeout=10)
+        await asyncio.sleep(2.0)
+    reports = otau_in(connector, "a0001")
+    init = [r for r in reports if r["version"] == "9.1.0" and r["status"] == "INIT"]
+    assert len(init) <= 3, f"{len(init)} copies of one report in 2 s"
