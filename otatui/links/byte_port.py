@@ -78,6 +78,7 @@ class _BufferedPort:
         self._waiter: asyncio.Future[None] | None = None
         self._eof = False  # the other side went away (after the buffered data)
         self._closed = False  # closed here
+        self._failure = ""  # why reading ended, when it was not the other side closing
 
     # -- fed by the implementation ------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -99,7 +100,7 @@ class _BufferedPort:
     def _gone(self) -> PortClosed:
         if self._closed:
             return PortClosed(f"{self.name} is closed")
-        return PortClosed(f"the other side of {self.name} went away")
+        return PortClosed(self._failure or f"the other side of {self.name} went away")
 
     async def _wait(self, delay: float) -> None:
         if self._waiter is not None:
@@ -200,9 +201,9 @@ class FdPort(_BufferedPort):
             data = os.read(self._fd, _CHUNK)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError as exc:
+        except OSError as exc:  # EIO when the other side closed; anything else ends it too
             if exc.errno not in _GONE_ERRNOS:
-                raise
+                self._failure = f"cannot read from {self.name}: {_reason(exc.errno)}"
             data = b""
         if not data:
             self._pause_reading()
