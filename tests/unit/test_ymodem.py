@@ -185,6 +185,18 @@ async def test_sender_without_receiver_gives_up_after_start_timeout(tmp_path: Pa
     assert time.monotonic() - start < 2
 
 
+async def test_receiver_asks_repeatedly_then_gives_up(tmp_path: Path) -> None:
+    a, b = memory_pair()
+    start = time.monotonic()
+    with pytest.raises(YmodemError, match=r"^the sender did not send a file within 0.5 s$"):
+        await ymodem.receive(b, tmp_path / "dst", timeout=0.2, start_timeout=0.5)
+    assert time.monotonic() - start < 2
+    asked = await a.read(100, 0.1)
+    requests = asked.rstrip(bytes([CAN]))  # then CANs, for a sender that comes late
+    assert set(requests) == {CRC} and len(requests) >= 3  # "C" every timeout / 2
+    assert asked.endswith(bytes([CAN, CAN]))
+
+
 async def test_receiver_silent_mid_transfer(tmp_path: Path) -> None:
     files = make_files(tmp_path / "src", [50_000])
 
