@@ -16,6 +16,7 @@ from functools import partial
 
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from otatui.engine.events import ConnectionChanged
@@ -194,6 +195,19 @@ class OtaApp(App[None]):
         if mode != self.current_mode:
             await self.switch_mode(mode)
             self.refresh_screen()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, but plain text by default: messages carry names, versions and
+        errors that come from the cloud, never to be read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- engine actions (never block: errors become notifications) -----------------------------
 

@@ -440,3 +440,67 @@ async def test_a_row_moves_when_its_state_changes_under_the_state_order() -> Non
         )
         await pilot.pause(0.3)
         assert row_names(app)[:5] == ["door-5", "light-9", "pump-8", "relay-6", "sensor-1"]
+
+
+async def test_many_rows_leaving_the_filtered_view_at_once() -> None:
+    from otatui.engine.events import PhaseChanged
+
+    devices = [DeviceInfo(f"dev-{i:04d}", f"id{i}", "agent", "mqtt") for i in range(1000)]
+    backend = FrozenBackend(devices=devices)
+    backend.events.drain()
+    app = OtaApp(backend, frozen=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        for i in range(1000):
+            backend.publish(
+                PhaseChanged(device=f"dev-{i:04d}", time=backend.now(), phase="downloading")
+            )
+        await pilot.pause(0.3)
+        await pilot.press("f", "f")  # updating
+        await pilot.pause()
+        assert len(row_names(app)) == 1000
+        started = time.perf_counter()
+        for i in range(0, 1000, 2):  # half of them finish
+            backend.publish(PhaseChanged(device=f"dev-{i:04d}", time=backend.now(), phase="idle"))
+        await pilot.pause(0.3)
+        await pilot.press("down")
+        await pilot.pause()
+        elapsed = time.perf_counter() - started
+        names = row_names(app)
+        assert len(names) == 500 and all(int(n[-4:]) % 2 == 1 for n in names)
+        assert elapsed < 5.0, f"500 rows leaving took {elapsed:.2f}s"
+
+
+async def test_values_from_the_cloud_are_never_read_as_markup() -> None:
+    from otatui.engine.events import ManifestReceived
+
+    app, backend = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        backend.publish(
+            ManifestReceived(
+                device="gw-main", time=backend.now(), version="[b]9[/b]", name="[red]x", type="FILE"
+            )
+        )
+        await pilot.pause(0.3)
+        assert "[b]9[/b]" in app.export_screenshot()
+
+
+async def test_notices_are_plain_text() -> None:
+    from otatui.engine.events import ReportQueued
+
+    app, backend = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.pause()
+        backend.publish(
+            ReportQueued(
+                device="door-5",
+                time=backend.now(),
+                outbox_id=9,
+                version="4.3.0",
+                status="TEST_ERROR",
+                message="[bold]disk[/bold] full",
+            )
+        )
+        await pilot.pause(0.3)
+        assert "[bold]disk[/bold]" in app.export_screenshot()

@@ -135,7 +135,7 @@ class DeviceScreen(StateScreen):
         d = self.state.devices[self.device_name]
         name = self.device_name
         if d.awaiting_apply is None:
-            self.notify(f"{name}: no update is waiting to be applied", severity="warning")
+            self.app.notify(f"{name}: no update is waiting to be applied", severity="warning")
             return
         if d.info.role == "bridge":
             how = (

@@ -43,20 +43,24 @@ _SORT_COLUMN = {"state": "state", "last seen": "seen", "progress": "progress"}
 """The column whose change moves a row in each order (none for the name order)."""
 
 
-def row_cells(d: DeviceView, now: float, mono: bool = False) -> tuple[Any, ...]:
-    """The table cells of one device, in `COLUMNS` order."""
+def row_cells(d: DeviceView, now: float, mono: bool = False) -> tuple[Text, ...]:
+    """The table cells of one device, in `COLUMNS` order.
+
+    Every cell is a `Text`: a plain string would be parsed as Rich markup, so a version or a
+    name holding ``[...]`` (they come from the cloud) would be drawn as markup, and parsing
+    thousands of cells costs time."""
     return (
         cells.state_cell(d.category, short=True, mono=mono),
-        d.name,
+        Text(d.name),
         cells.connection_cell(d, now, mono=mono),
-        d.installed_version or "?",
-        (d.offered.version or "?") if d.offered else "-",
+        Text(d.installed_version or "?"),
+        Text((d.offered.version or "?") if d.offered else "-"),
         cells.status_cell(d, mono=mono),
-        cells.progress_cell(d),
-        cells.ago(d.last_seen, now),
-        d.info.role,
-        d.info.route,
-        d.info.identity,
+        Text(cells.progress_cell(d)),
+        Text(cells.ago(d.last_seen, now)),
+        Text(d.info.role),
+        Text(d.info.route),
+        Text(d.info.identity),
     )
 
 
@@ -207,7 +211,7 @@ class FleetScreen(StateScreen):
         selected = self.selected_name()
         order = {d.name: i for i, d in enumerate(self.visible_devices())}
         table = self.table
-        table.sort("name", key=lambda name: order.get(name, len(order)))
+        table.sort("name", key=lambda name: order.get(_text(name), len(order)))
         if selected is not None and selected in self._shown:
             table.move_cursor(row=table.get_row_index(selected))
 
@@ -316,5 +320,9 @@ def _call(fn: Callable[[Any], None], arg: Any) -> Callable[[], None]:
     return lambda: fn(arg)
 
 
-def _plain(values: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple(v.plain if isinstance(v, Text) else str(v) for v in values)
+def _text(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _plain(values: tuple[Text, ...]) -> tuple[str, ...]:
+    return tuple(v.plain for v in values)
