@@ -14,6 +14,15 @@ the 204, or a previous run was killed while it waited) is *in doubt*: the connec
 stored it. It is never written again as a fresh value (the connector would stamp it anew and
 hold it twice) but as a timestamped batch with its original time, which a time series stores
 as the same point. Everything still pending when the pump starts is in doubt.
+
+A store that cannot record a confirmation (disk full, I/O error) does not make the pump send the
+report again: the confirmed ids are held in memory and their recording is retried with bounded
+exponential backoff (0.5 s doubling up to 30 s, `otatui.engine.store_retry`), with ONE
+`SessionError` for the whole episode; nothing else is sent meanwhile, so at most one request's
+reports are ever delivered without the store knowing. Once the store records them the pump goes
+on as usual. If otatui stops before that, those reports are still pending in the store: the next
+run finds them in doubt and sends them again with their original time (see above). A store that
+cannot be read is retried the same way.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from otatui.engine.events import EventBus, ReportsDelivered, SessionError
+from otatui.engine.store_retry import StoreRetry
 from otatui.murano.channel import (
     AuthError,
     Channel,
@@ -38,6 +50,16 @@ from otatui.store import OutboxItem, Store, StoreError
 BACKLOG_AGE_S = 10.0
 BATCH_LIMIT = 100
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Reports the connector confirmed, to be recorded as delivered."""
+
+    ids: tuple[int, ...]
+    at: float  # when the connector confirmed them
+    batch: bool
 
 
 class OutboxPump:
@@ -64,6 +86,16 @@ class OutboxPump:
         self.sent = 0
         self._in_doubt: set[int] = set()  # written, not confirmed (this run)
         self._doubt_upto = 0  # ids up to this one were pending when the pump started
+        self._unrecorded: Delivery | None = None  # confirmed; the store has not recorded it yet
+        self._unrecorded_delay = 0.0  # before the next attempt to record it
+        self._confirm_retry = StoreRetry(name=name, bus=bus)
+        self._read_retry = StoreRetry(name=name, bus=bus)
+        self._note_retry = StoreRetry(name=name, bus=bus)
+
+    @property
+    def holding(self) -> int:
+        """How many confirmed reports wait for the store to record their delivery."""
+        return 0 if self._unrecorded is None else len(self._unrecorded.ids)
 
     def wake(self) -> None:
         """Something was queued or the connection came back: look at the outbox again."""
@@ -78,20 +110,17 @@ class OutboxPump:
 
     async def run(self) -> None:
         failures = 0
-        try:
-            self._doubt_upto = self.store.last_pending_id(self.name) or 0
-        except StoreError as exc:
-            self._error(str(exc))
+        last = await self._read(lambda: self.store.last_pending_id(self.name))
+        self._doubt_upto = last or 0
         self._wake.set()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while True:
-                try:
-                    items = self.store.pending(self.name, limit=self.batch_limit)
-                except StoreError as exc:
-                    self._error(str(exc))
-                    break
+                await self._settle()
+                items = await self._read(
+                    lambda: self.store.pending(self.name, limit=self.batch_limit)
+                )
                 if not items:
                     break
                 if self.channel.state.state is LinkState.AUTH_FAILED:
@@ -111,6 +140,18 @@ class OutboxPump:
                     await asyncio.sleep(delay)
                     continue
                 failures = 0
+
+    async def _read(self, read: Callable[[], T]) -> T:
+        """`read()` from the store, retried with backoff while the store fails."""
+        while True:
+            try:
+                value = read()
+            except StoreError as exc:
+                message = f"{exc}; the outbox is read again in a moment, reports wait"
+                await asyncio.sleep(self._read_retry.failed(message))
+                continue
+            self._read_retry.succeeded()
+            return value
 
     def _timestamped(self, item: OutboxItem, now: float) -> bool:
         """Old, or in doubt: it goes out with its original time (see the module docstring)."""
@@ -135,21 +176,43 @@ class OutboxPump:
         self._confirm(backlog[: len(group)], batch=True)
 
     def _confirm(self, items: list[OutboxItem], *, batch: bool) -> None:
-        ids = [i.id for i in items]
+        self._unrecorded = Delivery(tuple(i.id for i in items), self.clock(), batch)
+        self._record_delivery()
+
+    async def _settle(self) -> None:
+        """Wait until the store has recorded the delivery the connector confirmed (if any)."""
+        while self._unrecorded is not None:
+            await asyncio.sleep(self._unrecorded_delay)
+            self._record_delivery()
+
+    def _record_delivery(self) -> None:
+        delivery = self._unrecorded
+        assert delivery is not None
         try:
-            self.store.confirm(ids, self.clock())
+            self.store.confirm(delivery.ids, delivery.at)
         except StoreError as exc:
-            self._error(str(exc))
+            count = len(delivery.ids)
+            what = "1 report" if count == 1 else f"{count} reports"
+            self._unrecorded_delay = self._confirm_retry.failed(
+                f"{exc}; {what} reached the connector and will not be sent again: recording "
+                "that is retried, nothing more is sent until it works"
+            )
             return
-        self.sent += len(ids)
-        self._in_doubt.difference_update(ids)
-        self.bus.publish(ReportsDelivered(device=self.name, outbox_ids=tuple(ids), batch=batch))
+        self._confirm_retry.succeeded()
+        self._unrecorded, self._unrecorded_delay = None, 0.0
+        self.sent += len(delivery.ids)
+        self._in_doubt.difference_update(delivery.ids)
+        self.bus.publish(
+            ReportsDelivered(device=self.name, outbox_ids=delivery.ids, batch=delivery.batch)
+        )
 
     def _note(self, item: OutboxItem, error: str) -> None:
         try:
             self.store.note_failure(item.id, error)
         except StoreError as exc:
-            self._error(str(exc))
+            self._note_retry.failed(str(exc))  # one error per episode; the send is retried
+            return
+        self._note_retry.succeeded()
 
     def _error(self, message: str) -> None:
         self.bus.publish(SessionError(device=self.name, message=message))

@@ -5,8 +5,7 @@ install hook hanging, crashing or leaving a service running. Each ends with the 
 honest error, every report delivered once, and the session ready for the next manifest.
 
 Known gaps, as strict xfails naming the bug: a report whose confirmation is lost is recorded
-twice; a burst of 500s during a new device's activation stops that device; a store that cannot
-record confirmations makes the outbox flood the connector.
+twice; a burst of 500s during a new device's activation stops that device.
 
 (A device disappearing from the serial link mid-transfer is the serial link's own test:
 tests/functional/test_serial_push.py.)
@@ -257,15 +256,6 @@ async def test_activation_through_a_burst_of_500_still_provisions_the_device(
         assert (tmp_path / "data" / "tokens" / "fresh-9").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/outbox.py (ENG): when the store cannot record a confirmation (disk full: "
-    "SQLite 'disk I/O error' / 'database or disk is full'), OutboxPump._confirm only publishes "
-    "an error and the pump sends the same report again at once, in a tight loop: with the data "
-    "dir of a real otatui run --headless at its size limit the connector got thousands of "
-    "copies of one INIT (and 13,000 error events) in 5 s. It should back off (and stop sending "
-    "fresh writes while it cannot confirm)",
-)
 async def test_a_store_that_cannot_confirm_does_not_flood_the_connector(
     tmp_path: Path, connector: Connector
 ) -> None:
