@@ -120,20 +120,30 @@ class Watch:
             left = self.missing(version, status, left)
         return time.perf_counter() - start
 
-    def count(self, version: str) -> tuple[int, int, dict[str, int]]:
-        """Reports of ``version``: total, how many repeat an earlier report of the same device
-        byte for byte, and how many of each status."""
-        total = repeats = 0
+    def count(self, version: str) -> tuple[int, list[dict[str, Any]], dict[str, int]]:
+        """Reports of ``version``: total, those that repeat an earlier report of the same device
+        byte for byte (with both receive times and how they came), and how many per status."""
+        total = 0
+        repeats: list[dict[str, Any]] = []
         statuses: dict[str, int] = {}
         for identity in self.identities:
-            seen: set[str] = set()
+            seen: dict[str, Any] = {}
             for report in self.connector.reports(identity, "otau_in"):
                 data = json.loads(report.value)
                 if data.get("version") != version:
                     continue
                 total += 1
-                repeats += report.value in seen
-                seen.add(report.value)
+                first = seen.get(report.value)
+                if first is not None:
+                    repeats.append(
+                        {
+                            "device": identity,
+                            "value": report.value,
+                            "first": [round(first.received_at, 3), first.via],
+                            "again": [round(report.received_at, 3), report.via],
+                        }
+                    )
+                seen.setdefault(report.value, report)
                 status = str(data.get("status"))
                 statuses[status] = statuses.get(status, 0) + 1
         return total, repeats, statuses
@@ -219,7 +229,8 @@ async def fleet(
         "update_s": update_s,
         "reports": reports,
         "reports_per_s": reports / update_s,
-        "repeated_reports": repeats,
+        "repeated_reports": len(repeats),
+        "repeated_examples": repeats[:3],
         "reports_by_status": by_status,
         "update_cpu_s": update_cpu,
         "connector_cpu_s": bench_cpu,
