@@ -140,9 +140,10 @@ class _Sender(Endpoint):
         self.block = -2
         if files:
             crc = await self._wait_request(self.timeout)
-        # Every file was acknowledged; lrzsz's rz may exit before its last ACK is read.
+        # Every file was acknowledged: a receiver that has ended may not answer the end of the
+        # batch (lrzsz's rz exits and can flush its ACK on a pty); that is not a failure.
         with contextlib.suppress(PortClosed):
-            await self._send_block(end_of_batch(crc))
+            await self._send_block(end_of_batch(crc), final=True)
 
     async def _send_file(
         self,
@@ -195,8 +196,10 @@ class _Sender(Endpoint):
             what = f"the data of {self.file}" if self.block == 0 else "the end of the batch"
         raise YmodemError(f"{self.peer} did not ask for {what} within {wait:g} s")
 
-    async def _send_block(self, data: bytes, extra_tries: int = 0) -> None:
-        """Send until ACKed: again after a NAK or `timeout` of silence, `retries` times."""
+    async def _send_block(self, data: bytes, extra_tries: int = 0, final: bool = False) -> None:
+        """Send until ACKed: again after a NAK or `timeout` of silence, `retries` times.
+
+        `final` (the end of the batch): two silent tries are enough to stop waiting."""
         failures = 0
         while True:
             if self.pace >= 0.002:
@@ -208,6 +211,8 @@ class _Sender(Endpoint):
             if reply == ACK:
                 return
             failures += 1
+            if final and reply is None and failures >= 2:
+                return
             if failures >= self.retries + extra_tries:
                 if reply is None:
                     raise YmodemError(

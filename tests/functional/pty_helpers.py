@@ -37,12 +37,19 @@ class PtyPair:
     master: int
     slave: int | None
     slave_path: str
+    master_open: bool = True
 
     def close_slave(self) -> None:
         """Close our copy of the slave fd (a child or a SerialPort keeps its own)."""
         if self.slave is not None:
             os.close(self.slave)
             self.slave = None
+
+    def close_master(self) -> None:
+        """Close our copy of the master fd (when a child holds the master)."""
+        if self.master_open:
+            os.close(self.master)
+            self.master_open = False
 
 
 @contextlib.contextmanager
@@ -55,7 +62,7 @@ def pty_pair(*, raw: bool = True) -> Iterator[PtyPair]:
         yield pair
     finally:
         pair.close_slave()
-        os.close(master)
+        pair.close_master()
 
 
 _stderr_files: dict[int, Path] = {}
@@ -67,11 +74,12 @@ def lrzsz(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run an lrzsz command on the pty slave (or the master); killed and reaped at the end.
 
-    On the slave, our copy of the slave fd is closed once the child holds it. On the master,
-    open the slave yourself (e.g. `SerialPort.open(pty.slave_path)`, then `pty.close_slave()`).
+    Our copy of the fd the child gets is closed once the child holds it, so that the other side
+    sees the child go away. On the master: open the slave yourself first (e.g.
+    `SerialPort.open(pty.slave_path)`, then `pty.close_slave()`).
     """
     fd = pty.master if on_master else pty.slave
-    assert fd is not None, "the pty slave was already closed"
+    assert fd is not None and (pty.master_open or not on_master), "that side is closed"
     with tempfile.NamedTemporaryFile(prefix="lrzsz-", suffix=".err", delete=False) as err:
         err_path = Path(err.name)
     with err_path.open("wb") as err_file:
@@ -79,7 +87,9 @@ def lrzsz(
             args, stdin=fd, stdout=fd, stderr=err_file, cwd=cwd, start_new_session=True
         )
     _stderr_files[proc.pid] = err_path
-    if not on_master:
+    if on_master:
+        pty.close_master()
+    else:
         pty.close_slave()
     try:
         yield proc

@@ -435,6 +435,27 @@ async def test_sender_resends_after_nak_and_gives_up_after_retries(tmp_path: Pat
         await task
 
 
+async def test_sender_does_not_fail_on_an_unanswered_end_of_batch(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "src", [100])
+    a, b = memory_pair()
+    task = asyncio.create_task(ymodem.send(a, files, timeout=0.2, retries=5, pace=0))
+    await b.write(bytes([CRC]))
+    assert (await b.read(2000, 1))[:3] == b"\x01\x00\xff"  # the header
+    await b.write(bytes([ACK]))
+    await b.write(bytes([CRC]))
+    assert (await b.read(2000, 1))[:3] == b"\x01\x01\xfe"  # block 1
+    await b.write(bytes([ACK]))
+    assert await b.read(1, 1) == bytes([EOT])
+    await b.write(bytes([NAK]))
+    assert await b.read(1, 1) == bytes([EOT])
+    await b.write(bytes([ACK]))
+    await b.write(bytes([CRC]))
+    assert (await b.read(200, 1))[:3] == b"\x01\x00\xff"  # the end of the batch, never ACKed
+    start = time.monotonic()
+    await asyncio.wait_for(task, 2)  # every file was acknowledged: no error
+    assert time.monotonic() - start < 1
+
+
 def test_header_parsing_and_names() -> None:
     block = header_block("fw.bin", 1234, 0o17, 0o100644, 2, 5000, True)
     data = block[3:-2]
