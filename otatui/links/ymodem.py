@@ -11,6 +11,8 @@ YMODEM as lrzsz speaks it (interoperates with `sz --ymodem` and `rz --ymodem` bo
 - Data blocks are STX + 1024 bytes (a tail of at most 128 bytes goes in a SOH 128-byte block),
   padded with 0x1A; the receiver truncates to the size from block 0. It accepts either size.
 - The end of a file is EOT: the receiver NAKs the first EOT and ACKs the second, as lrzsz does.
+- The sender does not fail when the end-of-batch block goes unanswered (two silent tries): every
+  file was acknowledged already, and a receiver that has ended may not answer.
 - CAN CAN from either side aborts. When we stop a transfer (task cancelled, or an error on our
   side) we send CANs first.
 
