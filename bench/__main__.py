@@ -1,6 +1,6 @@
 """Every benchmark in one run, one table: ``make bench`` (``python -m bench``).
 
-    .venv/bin/python -m bench [--only download,fleet,tui,startup,ymodem] [--quick]
+    .venv/bin/python -m bench [--only blocks,download,fleet,tui,startup,ymodem] [--quick]
                               [--size-mib 1024] [--rounds 5] [--rss-sizes 64,4096]
                               [--devices 1000] [--small-fleet 10] [--ymodem-mib 16]
                               [--json results.json]
@@ -12,6 +12,9 @@ its figures are not the goals' figures.
 
 The benchmarks (each also runs alone: ``python -m bench.download`` etc.):
 
+- ``blocks`` (:mod:`bench.blocks`): sha256 on one core, writes through the page cache and with
+  ``O_DIRECT``: what bounds a verified download here (with ``download``: the ratio to
+  ``curl -o /dev/null`` that hashing alone would allow);
 - ``download`` (:mod:`bench.download`): 1 GiB from Debian's nginx on 127.0.0.1 (installed
   with apt-get when missing) vs ``curl -o`` and ``curl -o /dev/null``, nginx's
   ``$request_time``, median of the rounds; peak RSS at other sizes;
@@ -38,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-BENCHMARKS = ("download", "fleet", "tui", "startup", "ymodem")
+BENCHMARKS = ("blocks", "download", "fleet", "tui", "startup", "ymodem")
 THREAD_BOUND = 1 + 4 + 2 + min(32, (os.cpu_count() or 1) + 4) + 2
 """Every thread of an ``otatui run`` is in a pool bounded by a limit that does not depend on
 devices: the main thread, the download workers (``concurrent_downloads``, 4), a pumped body's
@@ -66,6 +69,24 @@ def machine() -> str:
         f"{platform.node()}: {os.cpu_count()} CPUs, load {load}, Python "
         f"{platform.python_version()}, {platform.platform()}"
     )
+
+
+def blocks_rows(r: dict[str, Any]) -> list[Row]:
+    med = r["median_mib_per_s"]
+    rows = [Row("sha256, one core (4 MiB updates)", f"{med['sha256']:.0f} MiB/s", "", "", "", None)]
+    if "write" in med:
+        direct = med.get("write O_DIRECT")
+        rows.append(
+            Row(
+                f"write {r['size_mib']} MiB: page cache / O_DIRECT",
+                f"{med['write']:.0f} / " + (f"{direct:.0f} MiB/s" if direct else "refused"),
+                "",
+                "",
+                "",
+                None,
+            )
+        )
+    return rows
 
 
 def download_rows(r: dict[str, Any]) -> list[Row]:
@@ -261,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"({name}: {time.perf_counter() - t0:.0f} s)", flush=True)
         rows.extend(to_rows(result))
 
+    if "blocks" in chosen:
+        from bench import blocks
+
+        attempt("blocks", lambda: blocks.run(1024 if not quick else 256, 3), blocks_rows)
     if "download" in chosen:
         from bench import download
 
@@ -268,6 +293,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "download",
             lambda: download.run(size, rounds, rss_sizes, httpx_side=args.httpx),
             download_rows,
+        )
+    if "blocks" in results and "download" in results:
+        sha = results["blocks"]["median_mib_per_s"]["sha256"]
+        limit = results["download"]["sides"]["curl -o /dev/null"]["mib_per_s"]
+        rows.append(
+            Row(
+                "download: best ratio to /dev/null with sha256 alone",
+                f"{min(sha, limit):.0f} MiB/s",
+                f"{limit:.0f} MiB/s",
+                f"{min(1.0, sha / limit):.2f}x",
+                "",
+                None,
+            )
         )
     if "fleet" in chosen:
         from bench import fleet
