@@ -183,6 +183,7 @@ class Session:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self.recorder.aclose()
         await self.acknowledgement.aclose()
         with contextlib.suppress(Exception):
             await self.channel.close()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from otatui.store.reader import StoreReader
 from otatui.store.rows import (
@@ -34,7 +35,7 @@ class Store(StoreReader):
     """The read-write store. Open it with :meth:`Store.open`; one writer process at a time."""
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, synchronous: Synchronous = "NORMAL") -> Store:
+    def open(cls, path: str | os.PathLike[str], *, synchronous: Synchronous = "NORMAL") -> Self:
         """Open (creating and migrating if needed) the store file at ``path``.
 
         A missing parent directory is created with mode 0700, a new file with mode 0600 (SQLite
@@ -61,7 +62,7 @@ class Store(StoreReader):
         except StoreError:
             conn.close()
             raise
-        return Store(conn, p)
+        return cls(conn, p)
 
     @contextmanager
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
