@@ -3,7 +3,10 @@
 One store, one shared HTTP pool, one downloader (bounded concurrent downloads, one cache) and one
 install semaphore (bounded concurrent installs) serve all sessions; no thread per device. The
 fleet builds each device's channel from the configuration (MQTT or HTTP long poll), provisions a
-device that has no token yet, and gives every session a link (`otatui.engine.link_builder`): the
+device that has no token yet (a transient failure of the activation, HTTP 5xx, a timeout or a
+refused connection, is retried with the channels' backoff and shown as a `ConnectionChanged`
+"backoff" with its reason and next attempt; only the connector's refusals, 403/404/409, are
+final), and gives every session a link (`otatui.engine.link_builder`): the
 install hook for an agent, the serial or LAN link of a bridge (LAN bridges share one local
 connector the fleet serves while it runs), none for a monitor. Tests may pass `link_factory`.
 
@@ -33,16 +36,19 @@ from otatui.engine.monitor import Monitor
 from otatui.engine.outbox import BACKLOG_AGE_S
 from otatui.engine.session import Session, SessionOptions
 from otatui.links.link import Link
+from otatui.murano.backoff import Backoff
 from otatui.murano.channel import Channel, ChannelError, ChannelState, LinkState, StateCallback
 from otatui.murano.http import HttpChannel, device_api_client
 from otatui.murano.mqtt import MqttChannel
-from otatui.murano.provisioning import activate
+from otatui.murano.provisioning import ProvisioningError, activate
 from otatui.otau.progress import ProgressPolicy
 from otatui.store import Store
 from otatui.store.lock import DataDirLock
 from otatui.transfer import ContentAuth, Downloader
 
 LinkFactory = Callable[[DeviceConfig], Link]
+# The connector's refusals to activate an identity (`otatui.murano.provisioning`): final.
+FINAL_ACTIVATION_STATUSES = frozenset({403, 404, 409})
 
 
 class StateRelay:
@@ -81,6 +87,7 @@ class Fleet:
         request_timeout_ms: int = 300_000,
         backlog_age: float = BACKLOG_AGE_S,
         offline_after: float = OFFLINE_AFTER_S,
+        backoff: Backoff | None = None,
     ) -> None:
         self.config = config
         self.bus = bus or EventBus()
@@ -90,6 +97,7 @@ class Fleet:
         self.clock = clock
         self.request_timeout_ms = request_timeout_ms
         self.backlog_age = backlog_age
+        self.backoff = backoff or Backoff()  # activation retries (each device its own copy)
         self.devices: dict[str, DeviceHandle] = {d.name: DeviceHandle(d) for d in config.devices}
         self.store: Store | None = None
         self.client: httpx.AsyncClient | None = None
@@ -239,10 +247,40 @@ class Fleet:
         token = device.token_value()
         if token:
             return token
-        assert self.client is not None
-        token = await activate(self.client, self.config.connector.base_url, device.identity)
+        token = await self._activate(device)
         device.save_token(token)
         return token
+
+    async def _activate(self, device: DeviceConfig) -> str:
+        """Activate the device's identity, retrying transient failures until it works."""
+        assert self.client is not None
+        backoff = self.backoff.fresh()
+
+        def state(state: LinkState, reason: str, retry_at: float | None = None) -> None:
+            self.bus.publish(
+                ConnectionChanged(
+                    device=device.name,
+                    protocol=device.protocol,
+                    state=state.value,
+                    reason=reason,
+                    retry_at=retry_at,
+                    attempt=backoff.attempt,
+                )
+            )
+
+        state(LinkState.CONNECTING, f"activating identity {device.identity}")
+        while True:
+            try:
+                return await activate(self.client, self.config.connector.base_url, device.identity)
+            except ProvisioningError as exc:
+                if exc.status in FINAL_ACTIVATION_STATUSES:
+                    raise
+                reason = str(exc)
+            except ChannelError as exc:  # cannot reach the connector (refused, timed out)
+                reason = str(exc)
+            delay = backoff.next_delay()
+            state(LinkState.BACKOFF, reason, self.clock() + delay)
+            await asyncio.sleep(delay)
 
     def _channel(self, device: DeviceConfig, token: str, relay: StateRelay) -> Channel:
         connector = self.config.connector

@@ -5,7 +5,7 @@ install hook hanging, crashing or leaving a service running. Each ends with the 
 honest error, every report delivered once, and the session ready for the next manifest.
 
 Known gaps, as strict xfails naming the bug: a report whose confirmation is lost is recorded
-twice; a burst of 500s during a new device's activation stops that device.
+twice.
 
 (A device disappearing from the serial link mid-transfer is the serial link's own test:
 tests/functional/test_serial_push.py.)
@@ -224,14 +224,6 @@ async def test_a_report_whose_confirmation_is_lost_is_recorded_once(
     assert assert_none_lost(db, connector, "gw", identity) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/fleet.py (ENG): Fleet._token activates a device that has no token once; a "
-    "transient failure (HTTP 5xx, connector unreachable) raises a ChannelError that _run_device "
-    "turns into a stopped device for the rest of the run (e.g. a gateway booting before its "
-    "network is up); transient activation errors should back off and retry like the channels "
-    "do, only 403/404/409 are final",
-)
 async def test_activation_through_a_burst_of_500_still_provisions_the_device(
     tmp_path: Path,
 ) -> None:
