@@ -15,16 +15,15 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from otatui.engine.events import Event, EventBus, EventQueue
+from otatui.engine.redaction import REDACTED, Redactor
 
-REDACTED = "***"
+__all__ = ["REDACTED", "JsonLinesPrinter", "event_line"]
 
 
-def event_line(event: Event, secrets: Iterable[str] = ()) -> str:
+def event_line(event: Event, secrets: Iterable[str] | Redactor = ()) -> str:
     line = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
-    for secret in secrets:
-        if secret:
-            line = line.replace(secret, REDACTED)
-    return line
+    redact = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+    return redact(line)
 
 
 class JsonLinesPrinter:
@@ -32,7 +31,7 @@ class JsonLinesPrinter:
 
     def __init__(self, bus: EventBus, stream: TextIO, secrets: Iterable[str] = ()) -> None:
         self._stream = stream
-        self._secrets = tuple(s for s in secrets if s)
+        self._redact = Redactor(secrets)
         self._queue: EventQueue
         self._queue, self._unsubscribe = bus.queue()
         self._task: asyncio.Task[None] | None = None
@@ -47,7 +46,7 @@ class JsonLinesPrinter:
     def _write(self, events: list[Event]) -> None:
         if not events:
             return
-        self._stream.write("".join(event_line(e, self._secrets) + "\n" for e in events))
+        self._stream.write("".join(event_line(e, self._redact) + "\n" for e in events))
         with contextlib.suppress(BrokenPipeError):
             self._stream.flush()
 
