@@ -8,6 +8,8 @@ DOWNLOAD_STEP (per file, `DownloadLimiter`):
 - any other progress goes out only when BOTH at least `min_interval` seconds passed since the
   file's last report AND the percentage grew by at least `min_percent` points since then;
 - with an unknown total, only the time condition applies (the message then carries bytes);
+- a value with no more bytes than the file's last report never goes out (e.g. 0 bytes again once
+  the total is known: it would repeat the same step);
 - a suppressed value is kept as the file's pending value: `flush(now)` (driven by the engine's
   `Tick`) sends it once the same conditions hold, so the latest progress is not lost for good.
 
@@ -66,6 +68,7 @@ class DownloadStep:
 class _FileState:
     last_time: float | None = None
     last_percent: int | None = None
+    last_done: int = -1
     complete: bool = False
     pending: DownloadStep | None = None
 
@@ -110,6 +113,8 @@ class DownloadLimiter:
         percent = step.percent
         if percent == 100:
             return True
+        if step.done <= state.last_done:  # no new bytes: the same step again says nothing new
+            return False
         if now < state.last_time:
             state.last_time = now
             return False
@@ -123,6 +128,7 @@ class DownloadLimiter:
     def _sent(state: _FileState, step: DownloadStep, now: float) -> DownloadStep:
         state.last_time = now
         state.last_percent = step.percent
+        state.last_done = step.done
         state.pending = None
         state.complete = step.percent == 100
         return step
