@@ -94,7 +94,7 @@ class Connector(Application):
             server_name="otatui-connector",
             max_body=MAX_CONTROL_REQUEST_BODY,
         )
-        self.mqtt = MqttBroker(state)
+        self.mqtt = MqttBroker(state, faults=self.faults)  # it applies unconfirmed_writes
         self.kicker = self.mqtt
         self._servers: list[asyncio.Server] = []
         self.ports: dict[str, int] = {}

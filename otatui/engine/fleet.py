@@ -33,7 +33,7 @@ from otatui.engine.events import ConnectionChanged, EventBus, SessionError
 from otatui.engine.forwarding import OFFLINE_AFTER_S
 from otatui.engine.link_builder import LinkBuilder
 from otatui.engine.monitor import Monitor
-from otatui.engine.outbox import BACKLOG_AGE_S
+from otatui.engine.outbox import BACKLOG_AGE_S, ReadCurrent
 from otatui.engine.session import Session, SessionOptions
 from otatui.links.link import Link
 from otatui.murano.backoff import Backoff
@@ -222,6 +222,7 @@ class Fleet:
                 link=self.link_factory(device),
                 install_slots=self._install_slots,
                 clock=self.clock,
+                read_current=self._reader(channel, token),
             )
             handle.session = session
             relay.target = session.on_channel_state
@@ -295,6 +296,20 @@ class Fleet:
                 on_state=relay,
             )
         return self._http_channel(token, relay)
+
+    def _reader(self, channel: Channel, token: str) -> ReadCurrent:
+        """Reads one of the device's resources on the connector over HTTP (an MQTT device
+        too: the device API reads over HTTP with the same token)."""
+        http = (
+            channel
+            if isinstance(channel, HttpChannel)
+            else self._http_channel(token, StateRelay(), watch=())
+        )
+
+        async def read(alias: str) -> str | None:
+            return (await http.read([alias])).get(alias)
+
+        return read
 
     def _http_channel(
         self, token: str, relay: StateRelay, watch: tuple[str, ...] = ("config_otau",)

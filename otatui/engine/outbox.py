@@ -11,9 +11,17 @@ confirmed as a whole: a report is never sent again once the connector has confir
 
 A report whose write was started but not confirmed (the connection broke before the PUBACK or
 the 204, or a previous run was killed while it waited) is *in doubt*: the connector may have
-stored it. It is never written again as a fresh value (the connector would stamp it anew and
-hold it twice) but as a timestamped batch with its original time, which a time series stores
-as the same point. Everything still pending when the pump starts is in doubt.
+stored it. Everything still pending when the pump starts is in doubt. Before an `otau_in` report
+in doubt is sent again, the pump reads the connector's current `otau_in` (`read_current`, an
+HTTP read of the device API, also for MQTT devices): nothing was sent after it, so if the
+connector holds exactly this report and the report before it was different, it arrived, and it
+is recorded as delivered without a second copy. Otherwise (not there, the read failed, or it
+repeats the report before it, which a read cannot tell apart) it is sent again, never as a
+fresh value (the connector would stamp it anew) but as a timestamped batch with its original
+time. That is the limit of the device API: a first copy sent as a plain write was stamped by
+the connector on arrival, the re-send carries the time the report was made (a few ms earlier),
+so in that one case (the same report twice in a row, or the connector unreadable) the cloud's
+time series can hold the report twice, at two nearby times.
 
 A store that cannot record a confirmation (disk full, I/O error) does not make the pump send the
 report again: the confirmed ids are held in memory and their recording is retried with bounded
@@ -30,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -47,10 +55,12 @@ from otatui.murano.channel import (
 from otatui.murano.record import split_for_record
 from otatui.store import OutboxItem, Store, StoreError
 
+OTAU_IN = "otau_in"
 BACKLOG_AGE_S = 10.0
 BATCH_LIMIT = 100
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 T = TypeVar("T")
+ReadCurrent = Callable[[str], Awaitable[str | None]]  # a resource's value on the connector
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,7 @@ class OutboxPump:
         clock: Callable[[], float] = time.time,
         backlog_age: float = BACKLOG_AGE_S,
         batch_limit: int = BATCH_LIMIT,
+        read_current: ReadCurrent | None = None,
     ) -> None:
         self.name = name
         self.store = store
@@ -81,6 +92,8 @@ class OutboxPump:
         self.clock = clock
         self.backlog_age = backlog_age
         self.batch_limit = batch_limit
+        self.read_current = read_current
+        self.found = 0  # reports in doubt found on the connector (not sent again)
         self._wake = asyncio.Event()
         self._state_changed = asyncio.Event()
         self.sent = 0
@@ -162,6 +175,10 @@ class OutboxPump:
         )
 
     async def _send(self, items: list[OutboxItem]) -> None:
+        if self._doubtful(items[0]) and await self._arrived(items[0]):
+            self.found += 1
+            self._confirm([items[0]], batch=False)
+            return
         now = self.clock()
         if not self._timestamped(items[0], now):
             item = items[0]
@@ -174,6 +191,26 @@ class OutboxPump:
         group = split_for_record(records)[0]
         await self.channel.write_batch(group)
         self._confirm(backlog[: len(group)], batch=True)
+
+    def _doubtful(self, item: OutboxItem) -> bool:
+        return item.id <= self._doubt_upto or item.id in self._in_doubt
+
+    async def _arrived(self, item: OutboxItem) -> bool:
+        """Whether the connector certainly holds `item`, the oldest report pending (so nothing
+        was sent after it): its current value is this report, and the one before differs."""
+        if self.read_current is None or item.resource != OTAU_IN:
+            return False
+        try:
+            before = self.store.sent_before(self.name, item.resource, item.history_id)
+        except StoreError:
+            return False
+        if before is None or before == item.value:
+            return False  # the connector's value cannot tell whether this one arrived
+        try:
+            current = await self.read_current(item.resource)
+        except ChannelError:
+            return False
+        return current == item.value
 
     def _confirm(self, items: list[OutboxItem], *, batch: bool) -> None:
         self._unrecorded = Delivery(tuple(i.id for i in items), self.clock(), batch)

@@ -38,7 +38,7 @@ from otatui.engine.events import (
 from otatui.engine.forwarding import Forwarding
 from otatui.engine.gate import ApplyGate, ApplyMode
 from otatui.engine.jobs import Jobs
-from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump
+from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump, ReadCurrent
 from otatui.engine.recorder import Recorder
 from otatui.engine.relay import DeviceStep, FromLink, QueueItem
 from otatui.links.link import Link
@@ -90,7 +90,10 @@ class Session:
         link: Link,
         install_slots: asyncio.Semaphore | None = None,
         clock: Callable[[], float] = time.time,
+        read_current: ReadCurrent | None = None,
     ) -> None:
+        """`read_current`: reads a resource's value on the connector, so that the outbox need
+        not send again a report in doubt that arrived (see `otatui.engine.outbox`)."""
         self.options = options
         self.name = options.name
         self.channel = channel
@@ -111,6 +114,7 @@ class Session:
             bus=bus,
             clock=clock,
             backlog_age=options.backlog_age,
+            read_current=read_current,
         )
         self.recorder = Recorder(
             name=self.name, store=store, bus=bus, clock=clock, recorded=self.outbox.wake

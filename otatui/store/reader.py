@@ -215,6 +215,17 @@ class StoreReader:
         rows = self._select("read outbox", "SELECT max(id) FROM outbox WHERE device = ?", (device,))
         return None if rows[0][0] is None else int(rows[0][0])
 
+    def sent_before(self, device: str, resource: str, history_id: int) -> str | None:
+        """The value ``device`` sent to ``resource`` just before the history row ``history_id``
+        (None: nothing before it)."""
+        rows = self._select(
+            "read history",
+            "SELECT value FROM history WHERE device = ? AND resource = ? AND direction = 'out'"
+            " AND id < ? ORDER BY id DESC LIMIT 1",
+            (device, resource, history_id),
+        )
+        return str(rows[0][0]) if rows else None
+
     def count_pending(self, device: str | None = None) -> int:
         if device is None:
             return self._scalar_int("count outbox", "SELECT count(*) FROM outbox")

@@ -1,16 +1,18 @@
-"""The outbox with reports in doubt: a write whose confirmation was lost is sent again with its
-ORIGINAL timestamp (a timestamped batch: the same point of the time series), never as a second
-fresh write stamped by the connector."""
+"""The outbox with reports in doubt (a write whose confirmation was lost): found on the connector
+by a read and not sent again; when a read cannot tell (it repeats the report before it) sent
+again with its ORIGINAL timestamp, never as a second fresh write. And a store that cannot record
+a confirmation (disk full)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import TOKENS, agent, wait_status, write_config
-from fault_helpers import assert_delivered_once, otau_in, running_fleet, site_config
+from engine_helpers import TOKENS, agent, wait_status
+from fault_helpers import assert_delivered_once, eventually, otau_in, running_fleet, site_config
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -19,11 +21,12 @@ from otatui.engine.fleet import Fleet
 from otatui.engine.store_retry import StoreRetry
 from otatui.store import StoreError, StoreReader
 
+OK = "INSTALLED_VERSION"
+
 
 @pytest.fixture
 async def connector():  # type: ignore[no-untyped-def]
     c = Connector(devices=list(TOKENS.items()))
-    c.mqtt.faults = c.faults  # the broker takes the same fault switches
     await c.start()
     try:
         yield c
@@ -31,45 +34,112 @@ async def connector():  # type: ignore[no-untyped-def]
         await c.stop()
 
 
-@pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])
-async def test_a_report_in_doubt_is_sent_again_with_its_original_time(
-    tmp_path: Path, connector: Connector, protocol: str, identity: str
-) -> None:
-    cfg = write_config(
-        tmp_path / "site.toml",
-        connector,
-        [agent("gw", identity, protocol, tmp_path / "records")],
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-    )
-    async with Fleet(load_config(cfg), request_timeout_ms=3_000) as fleet:
+# An install hook printing its arguments 2..n one by one, argv[1] seconds apart. (Install output
+# becomes INSTALL_STEP reports at most one per 2 s, the latest line.)
+STEPS_HOOK = r"""
+import sys, time
+for line in sys.argv[2:]:
+    print(line, flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+async def update_losing_one_confirmation(
+    tmp_path: Path,
+    connector: Connector,
+    protocol: str,
+    identity: str,
+    lines: list[str],
+    interval: float = 0.4,
+) -> Fleet:
+    """Boot, offer 9.0.0 (whose hook prints `lines`), and lose the confirmation of the report
+    after the first line's; returns the fleet once the update ended (closed)."""
+    device = agent("gw", identity, protocol, tmp_path / "records")
+    device["install_command"] = [sys.executable, "-c", STEPS_HOOK, str(interval), *lines]
+    config = site_config(tmp_path, connector, [device])
+    async with Fleet(load_config(config), request_timeout_ms=3_000) as fleet:
         fleet.start()
-        await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION")
-        connector.faults.lose_confirmations(1)
+        await wait_status(connector, identity, "1.0.0", OK)
         offer = {"version": "9.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
         connector.set_config_otau(identity, offer)
-        await wait_status(connector, identity, "9.0.0", "INSTALLED_VERSION", timeout=30)
+        first = {"version": "9.0.0", "status": "INSTALL_STEP", "message": lines[0]}
+        await eventually(lambda: first in otau_in(connector, identity), 20, "the first line")
+        connector.faults.lose_confirmations(1)  # the next write: the next line's report
+        await wait_status(connector, identity, "9.0.0", OK, timeout=30)
         await asyncio.sleep(0.3)
     assert connector.faults.unconfirmed_writes == 0  # the fault did fire
+    return fleet
+
+
+@pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])
+async def test_a_report_in_doubt_that_arrived_is_found_on_the_connector_not_sent_again(
+    tmp_path: Path, connector: Connector, protocol: str, identity: str
+) -> None:
+    fleet = await update_losing_one_confirmation(
+        tmp_path, connector, protocol, identity, ["step one", "step two", "step three"]
+    )
+    assert fleet.devices["gw"].session is not None
+    assert fleet.devices["gw"].session.outbox.found == 1  # read back, not re-sent
+    assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", identity)
+
+
+@pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])
+async def test_a_report_in_doubt_equal_to_the_one_before_is_sent_again_with_its_original_time(
+    tmp_path: Path, connector: Connector, protocol: str, identity: str
+) -> None:
+    """The documented limit (engine/outbox.py): the connector's value cannot tell whether the
+    second of two equal reports arrived, so it is sent again as a timestamped record with its
+    original time; the first copy was stamped on arrival, so the cloud holds it twice."""
+    await update_losing_one_confirmation(
+        tmp_path, connector, protocol, identity, ["step one", "step one"], interval=2.2
+    )
     with StoreReader.open_readonly(tmp_path / "data" / "otatui.db") as store:
         assert store.count_pending("gw") == 0
-        produced = {
-            r.value: r.time
+        produced = [
+            (r.value, r.time)
             for r in store.iter_history(device="gw")
             if r.direction == "out" and r.resource == "otau_in"
-        }
+        ]
     received = connector.reports(identity, "otau_in")
-    values = [r.value for r in received]
-    repeated = [v for v in set(values) if values.count(v) > 1]
-    assert len(repeated) == 1, [json.loads(v) for v in values]  # the one whose answer was lost
-    first, again = [r for r in received if r.value == repeated[0]]
-    assert first.via in ("mqtt", "http")  # the fresh write the connector stored
-    assert again.via in ("mqtt-batch", "http-record")  # re-sent as the same point in time
-    original = produced[repeated[0]]
+    step_one = [r for r in received if json.loads(r.value).get("message") == "step one"]
+    assert len(step_one) == 3, [json.loads(r.value) for r in received]  # 2 made, 1 again
+    first, second, again = step_one
+    assert (first.via, second.via) == (protocol, protocol)  # fresh writes, stamped on arrival
+    assert again.via in ("mqtt-batch", "http-record")  # re-sent as the point it was made
+    (original,) = [t for v, t in produced if v == second.value][1:]
     if again.via == "mqtt-batch":
         assert abs(again.timestamp - original) < 0.001
     else:
         assert again.timestamp == int(original)
+    assert abs(second.timestamp - original) < 2  # ... a moment before it arrived: two points
+    others = [r.value for r in received if r not in step_one]
+    assert len(others) == len(set(others))  # every other report once
+
+
+async def test_a_report_in_doubt_that_never_arrived_is_sent_again(
+    tmp_path: Path, connector: Connector
+) -> None:
+    """HTTP 500 to a report's write: in doubt, the read shows it is not there, it goes again."""
+    lines = ["step one", "step two", "step three"]
+    device = agent("gw", "a0002", "http", tmp_path / "records")
+    device["install_command"] = [sys.executable, "-c", STEPS_HOOK, "0.4", *lines]
+    config = site_config(tmp_path, connector, [device])
+    async with Fleet(load_config(config), request_timeout_ms=3_000) as fleet:
+        fleet.start()
+        await wait_status(connector, "a0002", "1.0.0", OK)
+        offer = {"version": "9.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
+        connector.set_config_otau("a0002", offer)
+        first = {"version": "9.0.0", "status": "INSTALL_STEP", "message": lines[0]}
+        await eventually(lambda: first in otau_in(connector, "a0002"), 20, "the first line")
+        connector.faults.fail_next(1, path="/onep:v1/stack/alias")
+        await wait_status(connector, "a0002", "9.0.0", OK, timeout=30)
+        await asyncio.sleep(0.3)
+        session = fleet.session("gw")
+    assert connector.faults.fail_count == 0
+    assert session.outbox.found == 0
+    again = [r for r in connector.reports("a0002", "otau_in") if r.via == "http-record"]
+    assert len(again) == 1, again  # the refused write, sent again with its original time
+    assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", "a0002")
 
 
 @pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])

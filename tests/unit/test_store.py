@@ -601,3 +601,22 @@ def test_history_keeps_values_that_were_not_utf8(tmp_path: Path) -> None:
     )
     row = store.get_history(row_id)
     assert row is not None and row.value == '{"version":"1\\xff"}'
+
+
+def test_sent_before_is_the_previous_value_sent_to_that_resource(store: Store) -> None:
+    from otatui.store import PendingReport
+
+    def sent(resource: str, value: str, device: str = "d") -> int:
+        report = PendingReport(resource=resource, value=value, source="mqtt")
+        (done,) = store.record_step(device=device, reports=[report], snapshot=None)
+        return done.history_id
+
+    first = sent("otau_in", "A")
+    sent("config_otau", "ack")
+    sent("otau_in", "other device", device="e")
+    second = sent("otau_in", "B")
+    store.add_history(device="d", direction="in", resource="otau_in", value="in", source="http")
+    third = sent("otau_in", "C")
+    assert store.sent_before("d", "otau_in", first) is None
+    assert store.sent_before("d", "otau_in", second) == "A"
+    assert store.sent_before("d", "otau_in", third) == "B"
