@@ -9,13 +9,15 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-# Every key of every config table, to suggest the intended one for a typo.
+# Every key of every config table: the suggestions for a typo when the table's model is unknown.
 KNOWN_KEYS = (
     *("site", "connector", "limits", "paths", "keys", "devices"),
     *("url", "mqtt_url", "ca_file", "insecure", "data_dir", "cache_dir"),
@@ -102,21 +104,31 @@ def key_path(loc: Iterable[str | int]) -> str:
     return text
 
 
-def validation_error(file: Path, exc: ValidationError, data: object) -> ConfigError:
-    """The first problem of a pydantic error, as a :class:`ConfigError` without any input value."""
+def validation_error(
+    file: Path, exc: ValidationError, data: object, model: type[BaseModel] | None = None
+) -> ConfigError:
+    """The first problem of a pydantic error, as a :class:`ConfigError` without any input value.
+
+    An unknown key comes first, whatever pydantic's order: a mistyped key (``urll``) is the cause
+    of the "missing" error of the key it was meant to be (``url``), which is then not counted.
+    `model` (the validated model) gives each table's own keys for the suggestion.
+    """
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    first = unknown[0] if unknown else errors[0]
     loc: tuple[str | int, ...] = tuple(first["loc"])
     ctx: dict[str, Any] = first.get("ctx") or {}
     cause = ctx.get("error")
+    more = len(errors) - 1
     if isinstance(cause, FieldProblem):
         loc += cause.path
         problem = cause.message
     elif first["type"] == "extra_forbidden":
-        problem = "unknown key"
-        close = difflib.get_close_matches(str(loc[-1]), KNOWN_KEYS, n=1)
+        problem = f"unknown key {str(loc[-1])!r}"
+        close = _suggestion(str(loc[-1]), _keys_at(model, loc[:-1]))
         if close:
-            problem += f" (did you mean {close[0]!r}?)"
+            problem += f" (did you mean {close!r}?)"
+            more -= _explained(errors, (*loc[:-1], close))
     elif first["type"] == "value_error" and isinstance(cause, ValueError):
         problem = str(cause)
     else:
@@ -127,7 +139,45 @@ def validation_error(file: Path, exc: ValidationError, data: object) -> ConfigEr
         key = key.replace(secret, _REDACTED)
     problem = _TOKEN_SHAPED.sub(_REDACTED, problem)
     key = _TOKEN_SHAPED.sub(_REDACTED, key)
-    return ConfigError(problem, file=file, key=key, more=len(errors) - 1)
+    return ConfigError(problem, file=file, key=key, more=more)
+
+
+def _suggestion(key: str, known: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(key, known, n=1)
+    if not close:  # "URL", "Url": a difference of case only
+        by_case = {k.lower(): k for k in known}
+        return by_case.get(key.lower())
+    return close[0]
+
+
+def _explained(errors: list[ErrorDetails], loc: tuple[str | int, ...]) -> int:
+    """1 if `errors` hold "missing" for `loc` (explained by the mistyped key), else 0."""
+    return int(any(e["type"] == "missing" and tuple(e["loc"]) == loc for e in errors))
+
+
+def _keys_at(model: type[BaseModel] | None, loc: Sequence[str | int]) -> Sequence[str]:
+    """The keys of the table at `loc` under `model` (all known keys when it cannot be told)."""
+    for part in loc:
+        if model is None:
+            break
+        if isinstance(part, int):
+            continue  # an entry of a list of tables: the model is the entry's already
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return KNOWN_KEYS
+    return tuple(model.model_fields)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The table model an annotation holds (``X``, ``X | None``, ``tuple[X, ...]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def secret_strings(data: object) -> set[str]:

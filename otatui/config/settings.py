@@ -270,4 +270,4 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
     try:
         return Config.model_validate(data, context=context)
     except ValidationError as exc:
-        raise validation_error(file, exc, data) from None
+        raise validation_error(file, exc, data, Config) from None

@@ -176,14 +176,46 @@ def test_limits_are_checked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        (CONNECTOR + "colour = 1\n", "colour: unknown key"),
-        (CONNECTOR + "verify = true\n", "connector.verify: unknown key"),
-        (CONNECTOR + device(tokn="x"), "devices[0].tokn: unknown key (did you mean 'token'?)"),
-        (CONNECTOR + device(protocl="http"), "devices[0].protocl: unknown key (did you mean"),
-        (CONNECTOR + "[paths]\ndata = 'x'\n", "paths.data: unknown key"),
+        (CONNECTOR + "colour = 1\n", "colour: unknown key 'colour'"),
+        (CONNECTOR + "verify = true\n", "connector.verify: unknown key 'verify'"),
+        (
+            CONNECTOR + device(tokn="x"),
+            "devices[0].tokn: unknown key 'tokn' (did you mean 'token'?)",
+        ),
+        (CONNECTOR + device(protocl="http"), "devices[0].protocl: unknown key 'protocl' (did you"),
+        (CONNECTOR + "[paths]\ndata = 'x'\n", "paths.data: unknown key 'data'"),
     ],
 )
 def test_unknown_keys_are_errors(tmp_path: Path, text: str, where: str) -> None:
+    assert where in error(tmp_path, text)
+
+
+def test_a_mistyped_required_key_is_reported_as_unknown_not_as_missing(tmp_path: Path) -> None:
+    text = '[connector]\nurll = "https://abc.m2.exosite.io"\n'
+    message = error(tmp_path, text)
+    assert message == (
+        f"{tmp_path / 'site.toml'}: connector.urll: unknown key 'urll' (did you mean 'url'?)"
+    )  # not "url: required key is missing (and 1 more problem)": the typo explains it
+    # A problem the typo does not explain is still counted.
+    message = error(tmp_path, text + "insecure = 'yes'\n")
+    assert message.endswith("unknown key 'urll' (did you mean 'url'?) (and 1 more problem)")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # Each table suggests its own keys, those of its model.
+        (
+            CONNECTOR + "[lan]\nhttp_prot = 1\n",
+            "lan.http_prot: unknown key 'http_prot' (did you mean 'http_port'?)",
+        ),
+        (CONNECTOR + "[limits]\nconcurent_installs = 1\n", "(did you mean 'concurrent_installs'?)"),
+        (CONNECTOR + "[connector.x]\n", "connector.x: unknown key 'x'"),
+        ("Site = 'x'\n" + CONNECTOR, "Site: unknown key 'Site' (did you mean 'site'?)"),
+        (CONNECTOR + device(apply_mode="confirm"), "(did you mean 'apply'?)"),
+    ],
+)
+def test_suggestions_come_from_the_table_s_own_keys(tmp_path: Path, text: str, where: str) -> None:
     assert where in error(tmp_path, text)
 
 
