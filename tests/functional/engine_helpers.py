@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otatui.connector import Connector
+from otatui.connector import Connector, Report
 
 TOKENS = {
     "a0001": "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y",
@@ -53,13 +53,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @dataclass
 class ExternalServer:
-    """A plain HTTP file server on 127.0.0.1 that records every request's headers."""
+    """A plain HTTP file server on 127.0.0.1 (serving `root`, created if missing) that records
+    every request's headers; `with ExternalServer(root) as server:` closes it at the end."""
 
     root: Path
     port: int = 0
     seen_headers: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         handler = lambda *a, **k: _Handler(*a, directory=str(self.root), **k)  # noqa: E731
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.seen_headers = self.seen_headers  # type: ignore[attr-defined]
@@ -75,6 +77,12 @@ class ExternalServer:
         self._server.server_close()
         self._thread.join(5)
 
+    def __enter__(self) -> ExternalServer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -88,9 +96,13 @@ def write_config(
     data_dir: Path,
     cache_dir: Path,
     limits: str = "progress_interval = 0.2\n",
+    site: str = "test site",
+    sections: str = "",
 ) -> Path:
+    """A site configuration: the connector, paths, `limits` and `sections` (more TOML tables,
+    e.g. `[lan]`), then one `[[devices]]` table per dict (values written as JSON literals)."""
     lines = [
-        'site = "test site"',
+        f"site = {json.dumps(site)}",
         "[connector]",
         f'url = "{connector.http_url}"',
         f'mqtt_url = "{connector.mqtt_url}"',
@@ -100,6 +112,7 @@ def write_config(
         f'cache_dir = "{cache_dir}"',
         "[limits]",
         limits,
+        sections,
     ]
     for device in devices:
         lines.append("[[devices]]")
@@ -107,6 +120,17 @@ def write_config(
             lines.append(f"{key} = {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def site_config(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:
+    """`write_config` into tmp_path/site.toml, with data and cache folders under tmp_path."""
+    return write_config(
+        tmp_path / "site.toml",
+        connector,
+        devices,
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+    )
 
 
 def agent(name: str, identity: str, protocol: str, record_dir: Path) -> dict[str, object]:
@@ -135,11 +159,18 @@ async def wait_status(
 ) -> None:
     """Wait until the connector received `otau_in` with this version and status."""
 
-    async def seen() -> None:
-        while (version, status) not in statuses(connector, identity):
-            await asyncio.sleep(0.05)
+    def match(report: Report) -> bool:
+        data = json.loads(report.value)
+        return bool(data["version"] == version and data["status"] == status)
 
-    await asyncio.wait_for(seen(), timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await connector.wait_for_report(identity, "otau_in", match)
+    except TimeoutError:
+        seen = statuses(connector, identity)[-5:]
+        raise AssertionError(
+            f"{identity}: no {version} {status} within {timeout} s (last: {seen})"
+        ) from None
 
 
 def iter_reports(connector: Connector, identity: str) -> Iterator[dict[str, str]]:

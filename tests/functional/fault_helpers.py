@@ -14,6 +14,7 @@
 - `site_customization`: a folder to put on PYTHONPATH of an `otatui` process so that it runs
   with a file-size limit (`OTATUI_TEST_FSIZE`) and/or logs everything to stderr
   (`OTATUI_TEST_DEBUG_LOG`).
+- `site_config` (from engine_helpers) and `eventually` (from wait_helpers) are re-exported.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from engine_helpers import agent, wait_status, write_config
+from engine_helpers import agent, wait_status
+from engine_helpers import site_config as site_config  # re-exported for the fault suites
 from test_headless_run import Otatui
+from wait_helpers import eventually as eventually  # re-exported for the fault suites
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -81,16 +84,6 @@ def fault_agent(
     return device
 
 
-def site_config(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:
-    return write_config(
-        tmp_path / "site.toml",
-        connector,
-        devices,
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_fleet(config_file: Path) -> AsyncIterator[tuple[Fleet, list[Event]]]:
     """The fleet of `config_file` started in this loop; yields it and the events it published."""
@@ -135,17 +128,6 @@ def final_statuses(connector: Connector, identity: str, version: str) -> list[st
         for r in otau_in(connector, identity)
         if r["version"] == version and r["status"] in finals
     ]
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
-    async def poll() -> None:
-        while not check():
-            await asyncio.sleep(0.05)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout} s: {what or check}") from None
 
 
 def sent_history(db: Path, device: str) -> list[str]:

@@ -19,11 +19,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import TOKENS, ExternalServer, agent, sha, statuses, write_config
+from engine_helpers import (
+    TOKENS,
+    ExternalServer,
+    agent,
+    sha,
+    site_config,
+    statuses,
+    wait_status,
+    write_config,
+)
 
 from otatui.cli import main
 from otatui.config import load_config
-from otatui.connector import Connector, Report
+from otatui.connector import Connector
 from otatui.engine.fleet import Fleet
 from otatui.otau.status import Status, StatusReport
 from otatui.store import PendingReport, Store
@@ -34,23 +43,14 @@ FINAL_OK = "INSTALLED_VERSION"
 
 @pytest.fixture
 async def connector() -> AsyncIterator[Connector]:
-    c = Connector(devices=list(TOKENS.items()))
-    await c.start()
-    try:
+    async with Connector(devices=list(TOKENS.items())) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture
 def external(tmp_path: Path) -> Iterator[ExternalServer]:
-    root = tmp_path / "external"
-    root.mkdir()
-    server = ExternalServer(root)
-    try:
+    with ExternalServer(tmp_path / "external") as server:
         yield server
-    finally:
-        server.close()
 
 
 class Outputs:
@@ -119,16 +119,6 @@ async def run_script(outputs: Outputs, *argv: str, within: float = 60) -> tuple[
     return proc.returncode, text_out, text_err
 
 
-async def wait_status(
-    connector: Connector, identity: str, version: str, status: str, within: float = 30
-) -> None:
-    def match(report: Report) -> bool:
-        data = json.loads(report.value)
-        return bool(data["version"] == version and data["status"] == status)
-
-    await asyncio.wait_for(connector.wait_for_report(identity, "otau_in", match), within)
-
-
 def monitor(name: str, identity: str) -> dict[str, object]:
     return {"name": name, "identity": identity, "token": TOKENS[identity], "role": "monitor",
             "protocol": "http"}  # fmt: skip
@@ -139,23 +129,13 @@ def bridge(name: str, identity: str, protocol: str = "http") -> dict[str, object
             "protocol": protocol, "link": "lan", "installed_version": "1.0.0"}  # fmt: skip
 
 
-def site(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:
-    return write_config(
-        tmp_path / "site.toml",
-        connector,
-        devices,
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
-    )
-
-
 # -- status and history ---------------------------------------------------------------------------
 
 
 async def test_status_and_history_after_an_engine_run(
     tmp_path: Path, connector: Connector, capsys: pytest.CaptureFixture[str], outputs: Outputs
 ) -> None:
-    cfg = site(
+    cfg = site_config(
         tmp_path,
         connector,
         [
@@ -341,7 +321,7 @@ def pending(config_path: Path, device: str | None = None) -> int:
 async def test_sync_delivers_the_backlog_in_order_once_with_original_timestamps(
     tmp_path: Path, connector: Connector, capsys: pytest.CaptureFixture[str], outputs: Outputs
 ) -> None:
-    cfg = site(
+    cfg = site_config(
         tmp_path,
         connector,
         [bridge("sensor-1", "a0001", "mqtt"), bridge("sensor-2", "a0002", "http"),
@@ -382,7 +362,7 @@ async def test_sync_with_the_connector_down_or_a_refused_token_keeps_the_outbox(
     tmp_path: Path, connector: Connector, capsys: pytest.CaptureFixture[str], outputs: Outputs
 ) -> None:
     bad = {**bridge("wrong-token", "a0003", "http"), "token": "x" * 40}
-    cfg = site(
+    cfg = site_config(
         tmp_path,
         connector,
         [bridge("sensor-1", "a0001", "mqtt"), bridge("sensor-2", "a0002", "http"), bad],
@@ -436,7 +416,7 @@ async def test_fetch_fills_the_cache_without_writing_to_the_connector(
     extra = b"extra data" * 1000
     connector.add_content("fw_2.1.0.bin", firmware)
     (external.root / "extra.tar").write_bytes(extra)
-    cfg = site(
+    cfg = site_config(
         tmp_path,
         connector,
         [agent("gw", "a0001", "mqtt", tmp_path / "rec"), bridge("sensor", "a0002"),

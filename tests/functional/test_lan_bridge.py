@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import ExternalServer, statuses, wait_status
+from engine_helpers import ExternalServer, statuses, wait_status, write_config
 from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running, sha
 from relay_helpers import assert_linear, relayed_value, update_flow
 
@@ -31,57 +31,28 @@ EXTRA = b"calibration " * 500
 
 @pytest.fixture
 async def cloud() -> AsyncIterator[Connector]:
-    connector = Connector(devices=[(ID, CLOUD_TOKEN)])
-    await connector.start()
-    try:
+    async with Connector(devices=[(ID, CLOUD_TOKEN)]) as connector:
         yield connector
-    finally:
-        await connector.stop()
 
 
 @pytest.fixture
 def external(tmp_path: Path) -> Iterator[ExternalServer]:
-    root = tmp_path / "external"
-    root.mkdir()
-    server = ExternalServer(root)
-    try:
+    with ExternalServer(tmp_path / "external") as server:
         yield server
-    finally:
-        server.close()
 
 
 def bridge_config(tmp_path: Path, cloud: Connector, protocol: str) -> Path:
-    path = tmp_path / "site.toml"
-    path.write_text(
-        "\n".join(
-            [
-                'site = "plant"',
-                "[connector]",
-                f'url = "{cloud.http_url}"',
-                f'mqtt_url = "{cloud.mqtt_url}"',
-                "insecure = true",
-                "[paths]",
-                f'data_dir = "{tmp_path / "data"}"',
-                f'cache_dir = "{tmp_path / "cache"}"',
-                "[limits]",
-                "progress_interval = 0.2",
-                "[lan]",
-                'host = "127.0.0.1"',
-                "http_port = 0",
-                "mqtt_port = 0",
-                "[[devices]]",
-                'name = "sensor-2"',
-                f'identity = "{ID}"',
-                f'token = "{CLOUD_TOKEN}"',
-                f'protocol = "{protocol}"',
-                'role = "bridge"',
-                'link = "lan"',
-                'installed_version = "1.0.0"',
-            ]
-        )
-        + "\n"
+    device = {"name": "sensor-2", "identity": ID, "token": CLOUD_TOKEN, "protocol": protocol,
+              "role": "bridge", "link": "lan", "installed_version": "1.0.0"}  # fmt: skip
+    return write_config(
+        tmp_path / "site.toml",
+        cloud,
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        site="plant",
+        sections='[lan]\nhost = "127.0.0.1"\nhttp_port = 0\nmqtt_port = 0',
     )
-    return path
 
 
 @pytest.mark.parametrize("protocol", ["mqtt", "http"])

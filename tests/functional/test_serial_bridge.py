@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import statuses, wait_status
+from engine_helpers import statuses, wait_status, write_config
 from relay_helpers import assert_linear, device_frames, relayed_value, update_flow
 from serial_helpers import device_on_pty
 
@@ -28,31 +28,18 @@ FW = os.urandom(20_000)
 
 
 def bridge_config(tmp_path: Path, cloud: Connector, port: str) -> Path:
-    path = tmp_path / "site.toml"
-    path.write_text(
-        "\n".join(
-            [
-                'site = "plant"',
-                "[connector]",
-                f'url = "{cloud.http_url}"',
-                f'mqtt_url = "{cloud.mqtt_url}"',
-                "insecure = true",
-                "[paths]",
-                f'data_dir = "{tmp_path / "data"}"',
-                f'cache_dir = "{tmp_path / "cache"}"',
-                "[[devices]]",
-                'name = "sensor-1"',
-                f'identity = "{ID}"',
-                f'token = "{TOKEN}"',
-                'protocol = "mqtt"',
-                'role = "bridge"',
-                f'link = "serial:{port}?baud=115200"',
-                'installed_version = "1.0.0"',
-            ]
-        )
-        + "\n"
+    device = {"name": "sensor-1", "identity": ID, "token": TOKEN, "protocol": "mqtt",
+              "role": "bridge", "link": f"serial:{port}?baud=115200",
+              "installed_version": "1.0.0"}  # fmt: skip
+    return write_config(
+        tmp_path / "site.toml",
+        cloud,
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        limits="",
+        site="plant",
     )
-    return path
 
 
 DEVICE_CLOCKS: dict[str, Callable[[], float]] = {
