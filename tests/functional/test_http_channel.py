@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from wait_helpers import eventually
 
 from otatui.connector.server import Connector
 from otatui.murano.backoff import Backoff
@@ -121,11 +122,7 @@ async def next_value(values: AsyncIterator[ResourceValue], within: float = 3.0) 
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+    await eventually(predicate, within, every=0.01)  # states can be short-lived: poll often
 
 
 # -- provisioning ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from relay_helpers import (
     update_flow,
 )
 from serial_helpers import device_on_pty
+from wait_helpers import eventually
 
 from otatui.config import Config, load_config
 from otatui.connector import Connector
@@ -80,14 +81,6 @@ def history_export(config: Config) -> list[dict[str, object]]:
     with StoreReader.open_readonly(config.locations.db_path) as reader:
         write_json_lines(history_rows(reader), out, lambda line: line)
     return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
-async def wait_for(predicate, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_the_whole_offline_day(tmp_path: Path) -> None:
@@ -144,7 +137,9 @@ async def test_the_whole_offline_day(tmp_path: Path) -> None:
                         for e in seen
                     )
 
-                await wait_for(lambda: installed(SERIAL[0]) and installed(LAN[0]))
+                await eventually(
+                    lambda: installed(SERIAL[0]) and installed(LAN[0]), 60, "both sensors updated"
+                )
                 assert lan_device.installed_version == NEW
             lan_written = [
                 (StatusReport.from_json(r.value), r.timestamp)

@@ -14,6 +14,7 @@ import pytest
 from engine_helpers import TOKENS, write_config
 from relay_helpers import assert_linear, update_flow
 from test_engine_bridge import ScriptedLink, device_flow
+from wait_helpers import eventually
 
 from otatui.config import Config, load_config
 from otatui.connector import Connector
@@ -43,14 +44,6 @@ def site(tmp_path: Path, connector: Connector) -> Config:
         cache_dir=tmp_path / "cache",
     )
     return load_config(path)
-
-
-async def wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_later(
@@ -99,7 +92,7 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
                 await OutboxSync(config, reader, timeout=5).run()
         finally:
             reader.close()
-        await wait_for(
+        await eventually(
             lambda: any(
                 isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
             )
@@ -143,8 +136,8 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
             # The offline reports, and the boot report of this start.
             expected = sum(1 for i in backlog if i.resource == "otau_in") + 1
 
-            await wait_for(lambda: len(back.reports("a0001", "otau_in")) >= expected)
-            await wait_for(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
+            await eventually(lambda: len(back.reports("a0001", "otau_in")) >= expected)
+            await eventually(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
             await asyncio.sleep(1.5)  # a restarted update would show up now
         assert len(link.requests) == 1  # not pushed again
         got = back.reports("a0001", "otau_in")
@@ -223,7 +216,7 @@ async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
         offline_after=0.3,
     ) as fleet:
         fleet.start()
-        await wait_for(
+        await eventually(
             lambda: any(
                 isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
             )
@@ -237,13 +230,13 @@ async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
         )
         await back.start()
         try:
-            await wait_for(
+            await eventually(
                 lambda: (
                     len([r for r in back.reports("a0001") if r.alias == "otau_in"]) >= waiting - 1
                 ),
-                timeout=60,
+                60,
             )
-            await wait_for(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
+            await eventually(lambda: back.resource("a0001", "config_otau").acked)  # type: ignore[union-attr]
             await asyncio.sleep(1.5)  # a restarted update would show up now
             got = back.reports("a0001", "otau_in")
         finally:

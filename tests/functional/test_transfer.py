@@ -12,13 +12,14 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 from connector_helpers import make_cert
 from transfer_helpers import FileServer, Resource, payload
+from wait_helpers import eventually
 
 from otatui.connector import Connector
 from otatui.otau import PayloadItem, parse_payload_item
@@ -90,14 +91,6 @@ def content_item(content_id: str, sha256: str | None = None) -> PayloadItem:
 
 def url_item(url: str, sha256: str | None = None) -> PayloadItem:
     return parse_payload_item(url + (f"#sha256={sha256}" if sha256 else ""))
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    for _ in range(int(timeout_s / 0.002)):
-        if condition():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError("condition not met in time")
 
 
 async def collect(d: Downloader, item: PayloadItem, auth: ContentAuth | None) -> list[Progress]:
@@ -196,7 +189,7 @@ async def test_file_changed_between_attempts_restarts_from_zero(
     """If-Range with the old ETag: the server answers 200 with the new file."""
     old = serve_content(server, "fw.bin", Resource(payload(MiB, seed=1), drops=[500_000]))
     task = asyncio.create_task(downloader.fetch(content_item("fw.bin"), auth_for(server)))
-    await eventually(lambda: len(server.requests_for(CONTENT + "fw.bin")) >= 1)
+    await eventually(lambda: len(server.requests_for(CONTENT + "fw.bin")) >= 1, 20, every=0.002)
     new = Resource(payload(MiB, seed=2), etag='"v2"', token=TOKEN)
     server.add(CONTENT + "fw.bin", new)
     got = await task
@@ -207,7 +200,7 @@ async def test_stale_206_with_a_new_etag_is_not_spliced(server: FileServer, down
     """A server that ignores If-Range (aiohttp's FileResponse) and sends 206 of a new file."""
     serve_content(server, "fw.bin", Resource(payload(MiB, seed=1), drops=[500_000]))
     task = asyncio.create_task(downloader.fetch(content_item("fw.bin"), auth_for(server)))
-    await eventually(lambda: len(server.requests_for(CONTENT + "fw.bin")) >= 1)
+    await eventually(lambda: len(server.requests_for(CONTENT + "fw.bin")) >= 1, 20, every=0.002)
     new = Resource(payload(MiB, seed=2), etag='"v2"', token=TOKEN, honor_if_range=False)
     server.add(CONTENT + "fw.bin", new)
     got = await task
@@ -289,7 +282,7 @@ async def test_cancel_keeps_partial_and_new_downloader_resumes(
             done = p.done
 
     task = asyncio.create_task(watch())
-    await eventually(lambda: done >= 300_000)
+    await eventually(lambda: done >= 300_000, 20, every=0.002)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -668,7 +661,7 @@ async def test_connector_content_restart_resumes(
                 seen = p.done
 
         task = asyncio.create_task(watch())
-        await eventually(lambda: seen >= 700_000)
+        await eventually(lambda: seen >= 700_000, 20, every=0.002)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
