@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import tty
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from otatui.demo.script import DemoDevice
 from otatui.links.byte_port import FdPort
 from otatui.otau.progress import ProgressPolicy
 from otatui.sim.lan_device import LanDevice
+from otatui.sim.pty_pair import PtyPair
 from otatui.sim.serial_device import SerialDevice
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Simulated:
         self.root = root
         self.step_delay = step_delay
         self._tasks: list[asyncio.Task[None]] = []
-        self._ptys: dict[str, tuple[int, int]] = {}  # identity -> (master, slave) fds
+        self._ptys: dict[str, PtyPair] = {}  # identity -> the pty its bridge opens
         self._lan: tuple[int, int] | None = None
         self._devices: tuple[DemoDevice, ...] = ()
 
@@ -61,10 +61,8 @@ class Simulated:
         links = {}
         for device in devices:
             if device.link == "serial":
-                master, slave = os.openpty()
-                tty.setraw(slave)
-                self._ptys[device.identity] = (master, slave)
-                links[device.identity] = f"serial:{os.ttyname(slave)}"
+                pty = self._ptys[device.identity] = PtyPair()
+                links[device.identity] = f"serial:{pty.slave_path}"
             elif device.link == "lan":
                 links[device.identity] = "lan"
         return links
@@ -89,9 +87,9 @@ class Simulated:
                     ).run(),
                 )
             elif device.link == "serial":
-                master, _ = self._ptys[device.identity]
+                pty = self._ptys[device.identity]
                 serial_device = SerialDevice(
-                    FdPort(master, name=f"{device.name} pty", owns_fd=False),
+                    FdPort(pty.master, name=f"{device.name} pty", owns_fd=False),
                     identity=device.identity,
                     installed_version=device.installed_version,
                     folder=folder,
@@ -124,10 +122,8 @@ class Simulated:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        for master, slave in self._ptys.values():
-            for fd in (master, slave):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        for pty in self._ptys.values():
+            pty.close()
         self._ptys.clear()
 
 

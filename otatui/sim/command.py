@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import tty
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -147,16 +145,21 @@ def _printer(out: TextIO, arrows: dict[str, str] = _ARROWS) -> Callable[[str, st
 async def _serve_serial(args: argparse.Namespace, folder: Path, out: TextIO) -> int:
     # imported here so that building the command line parser stays quick
     from otatui.links.byte_port import BytePort, FdPort, LinkError, SerialPort
+    from otatui.sim.pty_pair import PtyPair
     from otatui.sim.serial_device import SerialDevice
 
     trace = _printer(out)
-    slave: int | None = None
+    pty: PtyPair | None = None
     port: BytePort
     if args.pty:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        path = os.ttyname(slave)
-        port = FdPort(master, name=path)
+        pty = PtyPair()
+        path = pty.slave_path
+        try:
+            port = FdPort(pty.master, name=path)
+        except BaseException:
+            pty.close()
+            raise
+        pty.disown_master()  # the device's port closes it: dropping the link hangs up the line
     else:
         path = args.port
         try:
@@ -187,10 +190,10 @@ async def _serve_serial(args: argparse.Namespace, folder: Path, out: TextIO) -> 
             trace("note", f"dropped the link after {args.drop_after} bytes, as asked")
         return 0
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(LinkError, OSError):
             await port.aclose()
-        if slave is not None:
-            os.close(slave)
+        if pty is not None:
+            pty.close()
 
 
 async def _until_stopped(work: Awaitable[None]) -> None:

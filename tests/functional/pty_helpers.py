@@ -1,6 +1,6 @@
 """Pty pairs and lrzsz processes for the serial tests (import as `from pty_helpers import ...`).
 
-    with pty_pair() as pty:                 # raw-mode pty; pty.master, pty.slave, pty.slave_path
+    with pty_pair() as pty:                 # otatui.sim.pty_pair.PtyPair: .master, .slave_path
         port = FdPort(pty.master, name="pty master", owns_fd=False)   # inside the running loop
         other = await SerialPort.open(pty.slave_path)                 # or hand pty.slave to a child
         pty.close_slave()                   # once nothing else needs our copy of the slave fd
@@ -22,47 +22,21 @@ import os
 import shutil
 import subprocess
 import tempfile
-import tty
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from otatui.sim.pty_pair import PtyPair
 
 SZ = shutil.which("sz") or "/usr/bin/sz"
 RZ = shutil.which("rz") or "/usr/bin/rz"
 HAVE_LRZSZ = os.access(SZ, os.X_OK) and os.access(RZ, os.X_OK)
 
 
-@dataclass
-class PtyPair:
-    master: int
-    slave: int | None
-    slave_path: str
-    master_open: bool = True
-
-    def close_slave(self) -> None:
-        """Close our copy of the slave fd (a child or a SerialPort keeps its own)."""
-        if self.slave is not None:
-            os.close(self.slave)
-            self.slave = None
-
-    def close_master(self) -> None:
-        """Close our copy of the master fd (when a child holds the master)."""
-        if self.master_open:
-            os.close(self.master)
-            self.master_open = False
-
-
 @contextlib.contextmanager
-def pty_pair(*, raw: bool = True) -> Iterator[PtyPair]:
-    master, slave = os.openpty()
-    if raw:
-        tty.setraw(slave)
-    pair = PtyPair(master, slave, os.ttyname(slave))
-    try:
+def pty_pair() -> Iterator[PtyPair]:
+    """A raw pty pair (`otatui.sim.pty_pair.PtyPair`); our fds are closed when the block ends."""
+    with PtyPair() as pair:
         yield pair
-    finally:
-        pair.close_slave()
-        pair.close_master()
 
 
 _stderr_files: dict[int, Path] = {}

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tty
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pty_helpers import pty_pair
 
 from otatui.links.byte_port import BytePort, FdPort
 from otatui.links.link import (
@@ -159,22 +159,24 @@ async def device_on_pty(
 ) -> AsyncIterator[SimOnPty]:
     """A SerialDevice serving the master of a fresh raw pty; yields the slave's path.
     `mute_after`: the device hangs (port open, silent) after reading that many bytes."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
     trace: list[tuple[str, str]] = []
     options.setdefault("step_delay", 0.01)
-    port = FdPort(master, name="pty master")
-    device_port: BytePort = port if mute_after is None else MutePort(port, mute_after)
-    device = SerialDevice(
-        device_port, folder=folder, trace=lambda kind, text: trace.append((kind, text)), **options
-    )
-    task = asyncio.create_task(device.run())
-    try:
-        yield SimOnPty(path=path, device=device, task=task, trace=trace)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        with contextlib.suppress(Exception):
+    with pty_pair() as pty:
+        port = FdPort(pty.master, name="pty master")
+        pty.disown_master()  # the device's port closes it: dropping the link hangs up the line
+        try:
+            device_port: BytePort = port if mute_after is None else MutePort(port, mute_after)
+            device = SerialDevice(
+                device_port,
+                folder=folder,
+                trace=lambda kind, text: trace.append((kind, text)),
+                **options,
+            )
+            task = asyncio.create_task(device.run())
+            try:
+                yield SimOnPty(path=pty.slave_path, device=device, task=task, trace=trace)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
             await port.aclose()
-        os.close(slave)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pty_helpers import pty_pair
 from serial_helpers import (
     FAST,
     collect,
@@ -115,17 +116,13 @@ async def test_a_device_with_another_identity_gets_nothing(tmp_path: Path) -> No
 
 
 async def test_a_silent_device_fails_within_the_hello_timeouts(tmp_path: Path) -> None:
-    master, slave = os.openpty()
-    try:
-        path = os.ttyname(slave)
+    with pty_pair() as pty:
+        path = pty.slave_path
         link = SerialLink(path, identity="s1", timeouts=FAST)
         loop = asyncio.get_running_loop()
         start = loop.time()
         events = await collect(link, make_request(tmp_path, FILES), limit=10)
         took = loop.time() - start
-    finally:
-        os.close(master)
-        os.close(slave)
     end = finished(events)
     assert end.message == f"no device answers on {path} (no hello in 0.8 s)"
     assert states(events)[-1] == "lost"
