@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 from otatui.engine.events import (
     ConnectionChanged,
@@ -20,6 +21,7 @@ from otatui.tui.screens.confirm import ConfirmScreen
 from otatui.tui.screens.device import DeviceScreen
 from otatui.tui.screens.fleet import FleetScreen
 from otatui.tui.screens.help import HelpScreen
+from otatui.tui.widgets.row_table import RowTable
 
 SIZE = (80, 24)
 
@@ -29,18 +31,22 @@ def make_app(**kw: Any) -> tuple[OtaApp, FrozenBackend]:
     return OtaApp(backend, frozen=True, **kw), backend
 
 
-def table(app: OtaApp) -> DataTable[Any]:
-    return app.screen.query_one("#fleet-table", DataTable)
+def table(app: OtaApp) -> RowTable:
+    return app.screen.query_one("#fleet-table", RowTable)
 
 
 def row_names(app: OtaApp) -> list[str]:
-    t = table(app)
-    return [str(t.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(t.row_count)]
+    return list(table(app).rows)
+
+
+def screen_text(app: OtaApp) -> str:
+    """The picture's text (the SVG screenshot with its entities and non-breaking spaces)."""
+    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
 
 
 def cell(app: OtaApp, row: str, column: str) -> str:
-    value = table(app).get_cell(row, column)
-    return str(getattr(value, "plain", value))
+    assert row in table(app), f"{row} is not shown"
+    return table(app).get_cell(row, column).plain
 
 
 async def test_starts_on_the_fleet_with_every_device() -> None:
@@ -81,7 +87,7 @@ async def test_filter_by_text_and_by_state() -> None:
         assert sorted(row_names(app)) == ["pump-7", "pump-8"]
         await pilot.press("enter")  # back to the table, filter kept
         await pilot.pause()
-        assert isinstance(app.focused, DataTable)
+        assert isinstance(app.focused, RowTable)
         await pilot.press("escape")  # clears
         await pilot.pause()
         assert len(row_names(app)) == len(DEVICES)
@@ -343,6 +349,8 @@ async def test_the_palette_key_is_remappable() -> None:
 
 
 async def test_a_column_widens_when_a_longer_value_arrives() -> None:
+    """Widths come from the model's strings (never from measuring drawn cells): a longer
+    status widens its column up to a maximum; past it the value ends with an ellipsis."""
     from otatui.engine.events import ReportQueued
 
     backend = FrozenBackend(devices=[DeviceInfo("a", "i", "agent", "mqtt")])
@@ -351,19 +359,28 @@ async def test_a_column_widens_when_a_longer_value_arrives() -> None:
     app = OtaApp(backend, frozen=True)
     async with app.run_test(size=(120, 24)) as pilot:
         await pilot.pause()
-        before = table(app).columns["status"].content_width  # type: ignore[index]
-        backend.publish(
-            ReportQueued(
-                device="a",
-                time=backend.now(),
-                outbox_id=1,
-                version="1",
-                status="INSTALLED_VERSION",
+        before = table(app).column_width("status")
+
+        def report(outbox_id: int, status: str) -> None:
+            backend.publish(
+                ReportQueued(
+                    device="a", time=backend.now(), outbox_id=outbox_id, version="1", status=status
+                )
             )
-        )
+
+        report(1, "INSTALLED_VERSION")
         await pilot.pause(0.3)
         assert cell(app, "a", "status") == "INSTALLED_VERSION *"
-        assert table(app).columns["status"].content_width >= len("INSTALLED_VERSION *") > before  # type: ignore[index]
+        assert "INSTALLED_VERSION *" in screen_text(app)
+        report(2, "VENDOR_SPECIFIC_STATUS")
+        await pilot.pause(0.3)
+        assert table(app).column_width("status") >= len("VENDOR_SPECIFIC_STATUS *") > before
+        assert "VENDOR_SPECIFIC_STATUS *" in screen_text(app)
+        report(3, "X" * 60)
+        await pilot.pause(0.3)
+        widest = table(app).column_width("status")
+        assert widest < 60
+        assert "X" * (widest - 1) + "…" in screen_text(app)
 
 
 async def test_prefetch_everything_from_the_fleet() -> None:

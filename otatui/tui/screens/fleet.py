@@ -1,46 +1,52 @@
-"""The Fleet screen: one table row per device, sorted and filtered, updated cell by cell.
+"""The Fleet screen: one table row per device, sorted and filtered, drawn only where visible.
 
-The table is a `DataTable` (it renders only the visible rows). After each batch of events only
-the rows of devices changed since the last draw are recomputed, and only cells whose text changed
-are updated; the whole table is rebuilt only when the filter or the sort order changes.
+The table is a `RowTable` (Textual's Line API): it keeps only the order of the device names and
+draws the rows on screen straight from the `FleetState` through `row_cells`, so a key press costs
+the thirty rows on screen, not the thousand in the fleet. After each batch of events the rows of
+devices changed since the last draw are repainted if they are on screen; the order is recomputed
+(filter and sort over the model, no drawing) only when a change can move or hide a row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Input, Static
-from textual.widgets.data_table import ColumnKey
+from textual.widgets import Input, Static
 
 from otatui.tui import cells
 from otatui.tui.keys import bindings
 from otatui.tui.records import Category, DeviceView
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.widgets.chrome import ota_footer, ota_header
+from otatui.tui.widgets.row_table import Column, RowTable
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("state", "State"),
-    ("name", "Name"),
-    ("connection", "Connection"),
-    ("installed", "Installed"),
-    ("offered", "Offered"),
-    ("status", "Last status"),
-    ("progress", "Progress"),
-    ("seen", "Last seen"),
-    ("role", "Role"),
-    ("route", "Link"),
-    ("identity", "Identity"),
+COLUMNS: tuple[Column, ...] = (
+    Column("state", "State", 13),
+    Column("name", "Name", 8, 32),
+    Column("connection", "Connection", 10, 12),
+    Column("installed", "Installed", 9, 20),
+    Column("offered", "Offered", 9, 20),
+    Column("status", "Last status", 19, 28),
+    Column("progress", "Progress", cells.BAR_WIDTH + 5),
+    Column("seen", "Last seen", 9),
+    Column("role", "Role", 7, 10),
+    Column("route", "Link", 11, 14),
+    Column("identity", "Identity", 12, 40),
 )
+"""Widths fit the usual values (``ok up to date``, ``INSTALLED_VERSION *``, ``http+serial``);
+names, versions, statuses and identities widen a column up to its maximum, longer ones end with
+an ellipsis (the device screen shows them whole)."""
+
 STATE_FILTERS: tuple[Category | None, ...] = (None, *Category)
 SORTS: tuple[str, ...] = ("name", "state", "last seen", "progress")
 _STATE_ORDER = {c: i for i, c in enumerate(Category)}
-_SORT_COLUMN = {"state": "state", "last seen": "seen", "progress": "progress"}
-"""The column whose change moves a row in each order (none for the name order)."""
+_MOVING_SORTS = frozenset({"state", "last seen", "progress"})
+"""Orders in which a device's change can move its row (not the name order)."""
 
 
 def row_cells(d: DeviceView, now: float, mono: bool = False) -> tuple[Text, ...]:
@@ -113,7 +119,6 @@ class FleetScreen(StateScreen):
         self.sort = "name"
         self._drawn_version = -1
         self._clock_second = 0
-        self._shown: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
         yield ota_header("Fleet")
@@ -121,23 +126,30 @@ class FleetScreen(StateScreen):
         filt.cursor_blink = not self.ota.frozen
         yield filt
         yield Static("", id="fleet-bar", markup=False)
-        table: DataTable[Any] = DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield RowTable(COLUMNS, self._row_cells, self._row_revision, id="fleet-table")
         yield ota_footer()
 
     def on_mount(self) -> None:
-        table = self.table
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self.query_one("#fleet-filter", Input).display = False
+        self._widen(self.state.devices.values())
         self.rebuild()
-        table.focus()
+        self.table.focus()
 
     @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#fleet-table", DataTable)
+    def table(self) -> RowTable:
+        return self.query_one("#fleet-table", RowTable)
 
     # -- drawing -------------------------------------------------------------------------------
+
+    def _row_cells(self, name: str) -> tuple[Text, ...]:
+        return row_cells(self.state.devices[name], self.backend.now(), self.app.no_color)
+
+    def _row_revision(self, name: str) -> Hashable:
+        """What a drawn row depends on: the device's revision, and the second when it shows a
+        clock (last seen, retry countdown)."""
+        d = self.state.devices[name]
+        clock = int(self.backend.now()) if _has_clock(d) else 0
+        return (d.revision, clock, self.app.no_color)
 
     def visible_devices(self) -> list[DeviceView]:
         shown = [
@@ -149,89 +161,59 @@ class FleetScreen(StateScreen):
         return shown
 
     def rebuild(self) -> None:
-        """Fill the table from scratch (after a filter or sort change)."""
-        table = self.table
-        selected = self.selected_name()
-        table.clear()
-        self._shown.clear()
-        now = self.backend.now()
-        for d in self.visible_devices():
-            values = row_cells(d, now, self.app.no_color)
-            table.add_row(*values, key=d.name)
-            self._shown[d.name] = _plain(values)
+        """Filter and sort the model again; the cursor stays on its device if still shown."""
+        self.table.set_rows([d.name for d in self.visible_devices()])
         self._drawn_version = self.state.version
-        if selected in self._shown:
-            table.move_cursor(row=table.get_row_index(selected))
         self._update_bar()
 
     def refresh_state(self) -> None:
-        """Update only the rows of devices that changed (and clocks)."""
+        """Repaint the rows of devices that changed (and clocks); reorder when a change can move
+        a row or take it in or out of the filter."""
         table = self.table
         now = self.backend.now()
-        changed = {d.name for d in self.state.changed_since(self._drawn_version)}
+        changed = self.state.changed_since(self._drawn_version)
         tick = int(now) != self._clock_second
         self._clock_second = int(now)
-        resort = False
-        for name, d in self.state.devices.items():
+        self._widen(changed)
+        reorder = False
+        for d in changed:
             wanted = matches(d, self.filter_text, self.state_filter)
-            if name not in self._shown:
-                if wanted:
-                    values = row_cells(d, now, self.app.no_color)
-                    table.add_row(*values, key=name)
-                    self._shown[name] = _plain(values)
-                    resort = True
-                continue
-            if not wanted:
-                table.remove_row(name)
-                del self._shown[name]
-                continue
-            if name not in changed and not (tick and self._clock_columns_move(d)):
-                continue
-            values = row_cells(d, now, self.app.no_color)
-            plain = _plain(values)
-            old = self._shown[name]
-            for (key, _label), value, new, before in zip(COLUMNS, values, plain, old, strict=True):
-                if new != before:
-                    # widen only (Textual re-measures the whole column when a cell narrows:
-                    # quadratic with a thousand rows)
-                    wider = cell_len(new) > table.columns[ColumnKey(key)].content_width
-                    table.update_cell(name, key, value, update_width=wider)
-                    resort = resort or _SORT_COLUMN.get(self.sort) == key
-            self._shown[name] = plain
-        if resort:
-            self._resort()
+            if wanted != (d.name in table) or (wanted and self.sort in _MOVING_SORTS):
+                reorder = True
+                break
+        if reorder:
+            self.rebuild()
+            return
         self._drawn_version = self.state.version
+        if tick:
+            table.refresh()
+        else:
+            table.refresh_rows(d.name for d in changed)
         self._update_bar()
 
-    def _clock_columns_move(self, d: DeviceView) -> bool:
-        return d.last_seen is not None or d.retry_at is not None
-
-    def _resort(self) -> None:
-        """Sort the rows in place; the cursor stays on the device it was on."""
-        selected = self.selected_name()
-        order = {d.name: i for i, d in enumerate(self.visible_devices())}
+    def _widen(self, devices: Iterable[DeviceView]) -> None:
+        """Columns grow to hold longer names, versions and statuses (never shrink, never
+        measure what is drawn: the widths come from the model's strings)."""
+        widest: dict[str, int] = {}
+        for d in devices:
+            for key, value in _variable_values(d):
+                n = cell_len(value)
+                if n > widest.get(key, 0):
+                    widest[key] = n
         table = self.table
-        table.sort("name", key=lambda name: order.get(_text(name), len(order)))
-        if selected is not None and selected in self._shown:
-            table.move_cursor(row=table.get_row_index(selected))
+        for key, n in widest.items():
+            table.widen(key, n)
 
     def _update_bar(self) -> None:
         state = self.state_filter.value if self.state_filter else "all"
-        text = f" {len(self._shown)}/{len(self.state.devices)} devices · state: {state}"
+        text = f" {self.table.row_count}/{len(self.state.devices)} devices · state: {state}"
         text += f" · sort: {self.sort}"
         if self.filter_text:
             text += f" · filter: {self.filter_text}"
         self.query_one("#fleet-bar", Static).update(Text(text))
 
     def selected_name(self) -> str | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # no valid cursor (empty table)
-            return None
-        return None if key.value is None else str(key.value)
+        return self.table.cursor_name
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -240,10 +222,9 @@ class FleetScreen(StateScreen):
         if name is not None:
             self.open_device(name)
 
-    @on(DataTable.RowSelected, "#fleet-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.open_device(str(event.row_key.value))
+    @on(RowTable.Selected, "#fleet-table")
+    def _row_selected(self, event: RowTable.Selected) -> None:
+        self.open_device(event.name)
 
     def open_device(self, name: str) -> None:
         from otatui.tui.screens.device import DeviceScreen
@@ -286,11 +267,9 @@ class FleetScreen(StateScreen):
         self.set_state_filter(STATE_FILTERS[(i + 1) % len(STATE_FILTERS)])
 
     def set_sort(self, sort: str) -> None:
-        """Reorder the rows in place (no rebuild: the rows shown stay the same)."""
+        """Reorder the rows (the cursor stays on its device)."""
         self.sort = sort
-        self.refresh_state()
-        self._resort()
-        self._update_bar()
+        self.rebuild()
 
     def action_cycle_sort(self) -> None:
         self.set_sort(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)])
@@ -320,9 +299,19 @@ def _call(fn: Callable[[Any], None], arg: Any) -> Callable[[], None]:
     return lambda: fn(arg)
 
 
-def _text(cell: object) -> str:
-    return cell.plain if isinstance(cell, Text) else str(cell)
+def _has_clock(d: DeviceView) -> bool:
+    """Its row shows a time that moves by itself (last seen, a retry countdown)."""
+    return d.last_seen is not None or d.retry_at is not None
 
 
-def _plain(values: tuple[Text, ...]) -> tuple[str, ...]:
-    return tuple(v.plain for v in values)
+def _variable_values(d: DeviceView) -> Iterable[tuple[str, str]]:
+    """The plain texts of the columns whose width follows the values (`COLUMNS`)."""
+    yield "name", d.name
+    yield "installed", d.installed_version or "?"
+    if d.offered is not None:
+        yield "offered", d.offered.version or "?"
+    if d.last_status is not None:
+        yield "status", d.last_status + (cells.NOT_SENT_MARK if d.last_status_sent is False else "")
+    yield "role", d.info.role
+    yield "route", d.info.route
+    yield "identity", d.info.identity
