@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import logging
 import os
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from otatui.sim.serial_device import SerialDevice
 
 if TYPE_CHECKING:
     from otatui.demo.site import DemoSite
+
+_log = logging.getLogger(__name__)
 
 LIVELY = ProgressPolicy(min_interval=0.5, min_percent=10)
 
@@ -88,14 +91,20 @@ class Simulated:
                 )
             elif device.link == "serial":
                 pty = self._ptys[device.identity]
-                serial_device = SerialDevice(
-                    FdPort(pty.master, name=f"{device.name} pty", owns_fd=False),
-                    identity=device.identity,
-                    installed_version=device.installed_version,
-                    folder=folder,
-                    step_delay=self.step_delay,
+                self._run(
+                    device,
+                    _serve_forever(
+                        functools.partial(
+                            SerialDevice,
+                            identity=device.identity,
+                            installed_version=device.installed_version,
+                            folder=folder,
+                            step_delay=self.step_delay,
+                        ),
+                        pty,
+                        f"{device.name} pty",
+                    ),
                 )
-                self._run(device, _serve_forever(serial_device))
             elif device.link == "lan" and self._lan is not None:
                 http_port, mqtt_port = self._lan
                 self._run(
@@ -116,19 +125,23 @@ class Simulated:
         self._tasks.append(asyncio.create_task(work, name=f"simulated {device.name}"))
 
     async def stop(self) -> None:
+        """Stop every simulated device (a device that had failed is logged) and close the ptys."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(self._tasks, results, strict=True):
+            if isinstance(result, Exception):
+                _log.warning("%s had failed: %s", task.get_name(), result)
         self._tasks.clear()
         for pty in self._ptys.values():
             pty.close()
         self._ptys.clear()
 
 
-async def _serve_forever(device: SerialDevice) -> None:
-    """The serial device serves push after push (each push ends its `run`)."""
+async def _serve_forever(make: Callable[[FdPort], SerialDevice], pty: PtyPair, name: str) -> None:
+    """The serial device serves the pty's master push after push. Its `run` ends only when its
+    port fails (our copy of the slave keeps the line up between pushes); a new device (on the
+    state it saved) then serves a new port on the same master."""
     while True:
-        await device.run()
+        await make(FdPort(pty.master, name=name, owns_fd=False)).run()
         await asyncio.sleep(0.2)
