@@ -521,3 +521,16 @@ async def test_notices_are_plain_text() -> None:
         )
         await pilot.pause(0.3)
         assert "[bold]disk[/bold]" in app.export_screenshot()
+
+
+async def test_a_click_on_the_cursor_row_opens_the_device() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.click("#fleet-table", offset=(20, 2))  # header, door-5, gw-main
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert app.screen.selected_name() == "gw-main"
+        await pilot.click("#fleet-table", offset=(20, 2))
+        await pilot.pause()
+        assert isinstance(app.screen, DeviceScreen) and app.screen.device_name == "gw-main"
