@@ -14,7 +14,6 @@ ever goes down the line: the device gets the manifest text, the files' names, si
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator
 
 from otatui.links.byte_port import SerialPort
@@ -64,5 +63,4 @@ class SerialLink:
         finally:
             if not worker.done():
                 worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({worker})
+                await asyncio.wait({worker})  # its abort is bounded by the cancel timeout

@@ -116,7 +116,7 @@ class Push:
         self.last_rx = now
         self.last_ping = now
         self.silent_until = now + self.t.silence
-        self.phase = "waiting for the device"
+        self.phase = "while waiting for the device"
 
     async def run(self) -> None:
         try:
@@ -383,9 +383,19 @@ class Push:
         return None
 
     async def _write(self, line: bytes) -> None:
+        """Send a frame; a device that stops reading (a pty's buffer stays full) ends the push
+        after the silence timeout instead of holding it forever."""
         port = self.port
         assert port is not None
-        await port.write(line)
+        try:
+            async with asyncio.timeout(self.t.silence):
+                await port.write(line)
+        except TimeoutError:
+            raise _Ended(
+                f"the device on {self.path} stopped reading "
+                f"(a frame waited {self.t.silence:g} s to be sent {self.phase})",
+                lost=True,
+            ) from None
 
     # -- ending -------------------------------------------------------------------------------
 
@@ -393,12 +403,13 @@ class Push:
         """Cancelled: tell the device (it may confirm), then close the port."""
         port = self.port
         if port is not None and self.manifest_sent:
-            with contextlib.suppress(LinkError, sf.FrameError):
+            with contextlib.suppress(LinkError, sf.FrameError, TimeoutError):
                 if self.in_batch:  # the sender sent CAN CAN: let the receiver leave YMODEM
                     await asyncio.sleep(_AFTER_CAN)
                     port.discard_input()
-                await port.write(sf.encode(sf.Cancel(reason="cancelled by the technician")))
                 deadline = time.monotonic() + self.t.cancel
+                async with asyncio.timeout(self.t.cancel):  # a device that stopped reading
+                    await port.write(sf.encode(sf.Cancel(reason="cancelled by the technician")))
                 while (frame := await self._frame(deadline)) is not None:
                     if isinstance(frame, sf.Cancelled):
                         break

@@ -452,3 +452,83 @@ async def test_each_report_carries_the_time_of_its_frame(tmp_path: Path) -> None
     assert end(events).ok
     reports = [(e.report.status.value, e.time) for e in events if isinstance(e, DeviceReport)]
     assert reports == [("INIT", 1764252000.25), ("TEST", None), ("INSTALLED_VERSION", 1764252009)]
+
+
+class StuckWrites:
+    """The host's port once the device stopped reading it (a pty whose buffer is full): after
+    `ok` writes, a write never completes."""
+
+    def __init__(self, inner: BytePort, ok: int) -> None:
+        self.inner, self.ok = inner, ok
+        self.name = "stuck port"
+
+    async def write(self, data: bytes) -> None:
+        if self.ok <= 0:
+            await asyncio.Event().wait()
+        self.ok -= 1
+        await self.inner.write(data)
+
+    async def read(self, size: int, timeout: float) -> bytes:
+        return await self.inner.read(size, timeout)
+
+    async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:
+        return await self.inner.readline(timeout, limit)
+
+    def discard_input(self) -> None:
+        self.inner.discard_input()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def stuck_link(host: BytePort, ok: int) -> SerialLink:
+    async def open_port(path: str, baud: int) -> BytePort:
+        return StuckWrites(host, ok)
+
+    return SerialLink("/dev/ttyTEST", identity="s1", open_port=open_port, timeouts=T)
+
+
+async def test_a_device_that_stops_reading_ends_the_push_within_the_silence_timeout(
+    tmp_path: Path,
+) -> None:
+    host, far = memory_pair()
+    device = Device(far)
+    task = asyncio.create_task(device.greet())  # the manifest write never completes
+    events: list[InstallEvent] = []
+    try:
+        async with (
+            asyncio.timeout(5),
+            contextlib.aclosing(stuck_link(host, ok=1).install(request(tmp_path))) as stream,
+        ):
+            async for event in stream:
+                events.append(event)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert end(events).message == (
+        "the device on /dev/ttyTEST stopped reading "
+        "(a frame waited 0.8 s to be sent while waiting for the device)"
+    )
+    assert [e.state for e in events if isinstance(e, LinkStatus)][-1] == "lost"
+
+
+async def test_cancelling_a_push_whose_device_stopped_reading_ends(tmp_path: Path) -> None:
+    host, far = memory_pair()
+    device = Device(far)
+
+    async def script(d: Device) -> None:
+        await d.greet()
+        await d.report("INIT")  # then the host's pings and cancel frame are never sent
+
+    task = asyncio.create_task(script(device))
+    link = stuck_link(host, ok=2)  # hello and manifest
+    loop = asyncio.get_running_loop()
+    async with contextlib.aclosing(link.install(request(tmp_path))) as stream:
+        async for event in stream:
+            if isinstance(event, DeviceReport):
+                start = loop.time()
+                break
+    took = loop.time() - start
+    await asyncio.wait_for(task, 3)
+    assert took < 2.5, took  # the cancel frame waited T.cancel at most, not forever
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("serial push")]
