@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from otatui.links.link import (
 )
 from otatui.links.serial_timeouts import SerialTimeouts
 from otatui.otau.status import Status
+
+log = logging.getLogger(__name__)
 
 OpenPort = Callable[[str, int], Awaitable[BytePort]]
 
@@ -132,6 +135,7 @@ class Push:
             await self._abort()
             raise
         except Exception as exc:  # a bug must still end the push with one clear line
+            log.exception("serial push on %s failed unexpectedly", self.path)
             await self._close()
             message = f"serial link on {self.path} failed: {type(exc).__name__}: {exc}"
             self.emit(LinkStatus("closed", message))

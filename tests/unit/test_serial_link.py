@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -532,3 +533,21 @@ async def test_cancelling_a_push_whose_device_stopped_reading_ends(tmp_path: Pat
     await asyncio.wait_for(task, 3)
     assert took < 2.5, took  # the cancel frame waited T.cancel at most, not forever
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("serial push")]
+
+
+async def test_a_bug_ends_the_push_with_one_line_and_logs_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(StuckWrites):
+        async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:
+            raise RuntimeError("a bug")
+
+    async def open_port(path: str, baud: int) -> BytePort:
+        return Broken(memory_pair()[0], ok=10)
+
+    link = SerialLink("/dev/ttyTEST", identity="s1", open_port=open_port, timeouts=T)
+    with caplog.at_level(logging.ERROR, logger="otatui.links.serial_push"):
+        async with contextlib.aclosing(link.install(request(tmp_path))) as stream:
+            events = [e async for e in stream]
+    assert end(events).message == "serial link on /dev/ttyTEST failed: RuntimeError: a bug"
+    assert "Traceback" in caplog.text and "a bug" in caplog.text
