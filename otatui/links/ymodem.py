@@ -110,6 +110,7 @@ async def receive(
 
 class _Sender(Endpoint):
     pace = 0.0
+    rtt: float | None = None  # smoothed ACK round trip of blocks sent once
 
     async def run(
         self,
@@ -175,7 +176,7 @@ class _Sender(Endpoint):
                     raise YmodemError(f"{path} got shorter while it was being sent")
                 self.block = number
                 size_of_block = SHORT_BLOCK if len(chunk) <= SHORT_BLOCK else BLOCK
-                await self._send_block(packet(number, chunk, size_of_block, crc))
+                await self._send_block(packet(number, chunk, size_of_block, crc), nudge=True)
                 done += len(chunk)
                 number += 1
                 if on_progress is not None:
@@ -198,19 +199,40 @@ class _Sender(Endpoint):
             what = f"the data of {self.file}" if self.block == 0 else "the end of the batch"
         raise YmodemError(f"{self.peer} did not ask for {what} within {wait:g} s")
 
-    async def _send_block(self, data: bytes, extra_tries: int = 0, final: bool = False) -> None:
+    async def _send_block(
+        self, data: bytes, extra_tries: int = 0, final: bool = False, nudge: bool = False
+    ) -> None:
         """Send until ACKed: again after a NAK or `timeout` of silence, `retries` times.
 
-        `final` (the end of the batch): two silent tries are enough to stop waiting."""
+        `final` (the end of the batch): two silent tries are enough to stop waiting.
+        `nudge` (data blocks): when the answer is late (20 round trips, at least 50 ms), send the
+        block again, then at doubling intervals, without counting a failure; after such a
+        repeat, answers to the copies that arrive shortly after the ACK are dropped."""
         failures = 0
+        repeated = False
         while True:
             if self.pace >= 0.002:
                 await asyncio.sleep(self.pace)
             elif self.pace > 0:
                 _pause(self.pace)
             await self.write(data)
-            reply = await self._reply()
+            sent = self.loop.time()
+            deadline = sent + self.timeout
+            wait = self.early if nudge and self.rtt is not None else self.timeout
+            while True:
+                reply = await self._reply(min(sent + wait, deadline))
+                if reply is not None or self.loop.time() >= deadline:
+                    break
+                await self.write(data)  # lost in the receiver's flush, most likely
+                repeated = True
+                wait *= 2
             if reply == ACK:
+                if not repeated:
+                    sample = self.loop.time() - sent
+                    self.rtt = sample if self.rtt is None else 0.8 * self.rtt + 0.2 * sample
+                else:
+                    await asyncio.sleep(self.early)
+                    self.port.discard_input()  # the ACK of a second copy would desync us
                 return
             failures += 1
             if final and reply is None and failures >= 2:
@@ -224,9 +246,14 @@ class _Sender(Endpoint):
             if reply is None:
                 self.port.discard_input()
 
-    async def _reply(self) -> int | None:
-        """ACK or NAK within `timeout`; None if silent (other bytes are skipped)."""
-        deadline = self.loop.time() + self.timeout
+    @property
+    def early(self) -> float:
+        """When a data block's answer counts as late: 20 round trips, 50 ms to `timeout / 4`."""
+        rtt = self.rtt if self.rtt is not None else self.timeout
+        return min(max(20 * rtt, 0.05), self.timeout / 4)
+
+    async def _reply(self, deadline: float) -> int | None:
+        """ACK or NAK before `deadline`; None if silent (other bytes are skipped)."""
         while (remaining := deadline - self.loop.time()) > 0:
             byte = await self.control(remaining)
             if byte in (ACK, NAK):

@@ -173,6 +173,55 @@ async def test_truncated_block_and_lost_ack_recover(tmp_path: Path) -> None:
     assert len(acks) > 8  # header, 5 blocks, the repeated block 3, EOT, end of batch
 
 
+async def test_a_block_lost_in_a_flush_is_sent_again_early(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "src", [20_000])
+    lost: list[int] = []
+
+    def flush_block_5(n: int, data: bytes) -> bytes | None:
+        if data[:2] == b"\x02\x05" and not lost:  # like rz flushing its input after an ACK
+            lost.append(n)
+            return None
+        return data
+
+    a, b = memory_pair()
+    start = time.monotonic()
+    received, _ = await asyncio.gather(
+        ymodem.receive(b, tmp_path / "dst", timeout=5),
+        ymodem.send(FaultyPort(a, flush_block_5), files, timeout=5),
+    )
+    assert lost and time.monotonic() - start < 1.5  # not the 5 s timeout
+    assert_same(files, received)
+
+
+class SlowAckPort(FaultyPort):
+    """Delays the receiver's ACK of one block so that the sender repeats it early."""
+
+    def __init__(self, inner: BytePort, slow_ack: int, delay: float) -> None:
+        super().__init__(inner, lambda n, d: d)
+        self.acks = 0
+        self.slow_ack = slow_ack
+        self.delay = delay
+
+    async def write(self, data: bytes) -> None:
+        if data == bytes([ACK]):
+            self.acks += 1
+            if self.acks == self.slow_ack:
+                await asyncio.sleep(self.delay)
+        await self.inner.write(data)
+
+
+async def test_a_late_ack_and_the_ack_of_the_repeat_do_not_desync(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "src", [30_000])
+    a, b = memory_pair()
+    slow = SlowAckPort(b, slow_ack=6, delay=0.3)  # both copies of block 5 get an ACK
+    received, _ = await asyncio.gather(
+        ymodem.receive(slow, tmp_path / "dst", timeout=5),
+        ymodem.send(a, files, timeout=5),
+    )
+    assert_same(files, received)
+    assert slow.acks > 33  # header + 30 blocks + EOT + end of batch = 33, plus the repeats
+
+
 # -- silence ---------------------------------------------------------------------------------
 
 
