@@ -13,15 +13,15 @@ A report whose write was started but not confirmed (the connection broke before 
 the 204, or a previous run was killed while it waited) is *in doubt*: the connector may have
 stored it. Everything still pending when the pump starts is in doubt. Before an `otau_in` report
 in doubt is sent again, the pump reads the connector's current `otau_in` (`read_current`, an
-HTTP read of the device API, also for MQTT devices): nothing was sent after it, so if the
-connector holds exactly this report and the report before it was different, it arrived, and it
-is recorded as delivered without a second copy. Otherwise (not there, the read failed, or it
-repeats the report before it, which a read cannot tell apart) it is sent again, never as a
-fresh value (the connector would stamp it anew) but as a timestamped batch with its original
-time. That is the limit of the device API: a first copy sent as a plain write was stamped by
-the connector on arrival, the re-send carries the time the report was made (a few ms earlier),
-so in that one case (the same report twice in a row, or the connector unreadable) the cloud's
-time series can hold the report twice, at two nearby times.
+HTTP read of the device API, also for MQTT devices). If the connector holds exactly this report
+and this store never sent that value before (and did send others), only this report can have
+put it there: it arrived, and it is recorded as delivered without a second copy. Otherwise (not
+there, the read failed, or the value was sent before: a progress step repeated after a restart,
+a boot report, which a read cannot tell apart) it is sent again, never as a fresh value (the
+connector would stamp it anew) but as a timestamped batch with its original time. That is the
+limit of the device API: a first copy sent as a plain write was stamped by the connector on
+arrival, the re-send carries the time the report was made (a few ms earlier), so in that case
+the cloud's time series can hold the report twice, at two nearby times.
 
 A store that cannot record a confirmation (disk full, I/O error) does not make the pump send the
 report again: the confirmed ids are held in memory and their recording is retried with bounded
@@ -196,16 +196,19 @@ class OutboxPump:
         return item.id <= self._doubt_upto or item.id in self._in_doubt
 
     async def _arrived(self, item: OutboxItem) -> bool:
-        """Whether the connector certainly holds `item`, the oldest report pending (so nothing
-        was sent after it): its current value is this report, and the one before differs."""
+        """Whether the connector certainly holds `item`: its current value is this report, and
+        this report is the first of its value this store ever sent, after others (so nothing
+        else can have put that value there: not an earlier copy, not a point of a timestamped
+        batch, which may be the connector's newest point whatever arrived after it)."""
         if self.read_current is None or item.resource != OTAU_IN:
             return False
         try:
-            before = self.store.sent_before(self.name, item.resource, item.history_id)
+            if self.store.first_sent(self.name, item.resource, item.value) != item.history_id:
+                return False  # the same value was sent before: the connector's cannot tell
+            if self.store.sent_before(self.name, item.resource, item.history_id) is None:
+                return False  # the first report of this store: the value may be older
         except StoreError:
             return False
-        if before is None or before == item.value:
-            return False  # the connector's value cannot tell whether this one arrived
         try:
             current = await self.read_current(item.resource)
         except ChannelError:

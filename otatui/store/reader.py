@@ -226,6 +226,16 @@ class StoreReader:
         )
         return str(rows[0][0]) if rows else None
 
+    def first_sent(self, device: str, resource: str, value: str) -> int | None:
+        """The history id of the first time ``device`` sent ``value`` to ``resource``."""
+        rows = self._select(
+            "read history",
+            "SELECT min(id) FROM history WHERE device = ? AND resource = ? AND direction = 'out'"
+            " AND value = ?",
+            (device, resource, value),
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
+
     def count_pending(self, device: str | None = None) -> int:
         if device is None:
             return self._scalar_int("count outbox", "SELECT count(*) FROM outbox")

@@ -1,5 +1,5 @@
 """The outbox with reports in doubt (a write whose confirmation was lost): found on the connector
-by a read and not sent again; when a read cannot tell (it repeats the report before it) sent
+by a read and not sent again; when a read cannot tell (its value was sent before) sent
 again with its ORIGINAL timestamp, never as a second fresh write. And a store that cannot record
 a confirmation (disk full)."""
 
@@ -84,12 +84,12 @@ async def test_a_report_in_doubt_that_arrived_is_found_on_the_connector_not_sent
 
 
 @pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])
-async def test_a_report_in_doubt_equal_to_the_one_before_is_sent_again_with_its_original_time(
+async def test_a_report_in_doubt_whose_value_was_sent_before_goes_again_with_its_original_time(
     tmp_path: Path, connector: Connector, protocol: str, identity: str
 ) -> None:
-    """The documented limit (engine/outbox.py): the connector's value cannot tell whether the
-    second of two equal reports arrived, so it is sent again as a timestamped record with its
-    original time; the first copy was stamped on arrival, so the cloud holds it twice."""
+    """The documented limit (engine/outbox.py): the connector's value cannot tell whether a
+    report whose value was sent before arrived, so it is sent again as a timestamped record with
+    its original time; the first copy was stamped on arrival, so the cloud holds it twice."""
     await update_losing_one_confirmation(
         tmp_path, connector, protocol, identity, ["step one", "step one"], interval=2.2
     )
@@ -150,9 +150,11 @@ async def test_a_store_that_cannot_record_a_confirmation_holds_it_and_resumes(
     one error says so, and once the store works the update goes on, each report sent once."""
     device = agent("gw", identity, protocol, tmp_path / "records")
     async with running_fleet(site_config(tmp_path, connector, [device])) as (fleet, seen):
-        await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION")
         store = fleet.store
         assert store is not None
+        await wait_status(connector, identity, "1.0.0", "INSTALLED_VERSION")
+        # (The connector has it the moment it arrives; its confirmation comes a moment later.)
+        await eventually(lambda: store.count_pending("gw") == 0, 10, "the boot report confirmed")
         real_confirm = store.confirm
         attempts = 0
 

@@ -17,6 +17,7 @@ from engine_helpers import (
     wait_status,
     write_config,
 )
+from wait_helpers import eventually
 
 from otatui.config import load_config
 from otatui.connector import Connector
@@ -182,6 +183,9 @@ async def test_outbox_keeps_reports_while_the_connector_is_down_and_sends_them_i
         json_manifest = {"version": "5.0.0", "name": "cfg", "type": "JSON", "payload": {"a": 1}}
         connector.set_config_otau("a0001", json_manifest)
         await wait_status(connector, "a0001", "5.0.0", FINAL_OK)
+        store = fleet.store
+        assert store is not None  # the connector has the report before otatui has its PUBACK:
+        await eventually(lambda: store.count_pending("gw") == 0, 10, "the last report confirmed")
     # otatui starts twice while the connector is unreachable: both boot reports wait, in order.
     mqtt_port, http_port = connector.ports["mqtt"], connector.ports["http"]
     await connector.stop()

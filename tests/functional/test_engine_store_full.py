@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import TOKENS, agent, wait_status
-from fault_helpers import assert_delivered_once, otau_in, running_fleet, site_config
+from fault_helpers import (
+    assert_delivered_once,
+    eventually,
+    otau_in,
+    running_fleet,
+    site_config,
+)
 
 from otatui.connector import Connector
 from otatui.engine.events import SessionError
@@ -36,6 +42,7 @@ async def test_steps_the_store_cannot_record_are_held_and_delivered_in_order(
         await wait_status(connector, identity, "9.1.0", OK)
         store = fleet.store
         assert store is not None
+        await eventually(lambda: store.count_pending("gw") == 0, 10, "9.1.0 all confirmed")
         real_record_step = store.record_step
         failures = 3  # the first attempt and two retries (0.5 s, 1 s later) fail
 

@@ -620,3 +620,8 @@ def test_sent_before_is_the_previous_value_sent_to_that_resource(store: Store) -
     assert store.sent_before("d", "otau_in", first) is None
     assert store.sent_before("d", "otau_in", second) == "A"
     assert store.sent_before("d", "otau_in", third) == "B"
+    again = sent("otau_in", "A")
+    assert store.first_sent("d", "otau_in", "A") == first != again
+    assert store.first_sent("d", "otau_in", "C") == third
+    assert store.first_sent("d", "otau_in", "in") is None  # received, not sent
+    assert store.first_sent("e", "otau_in", "A") is None
