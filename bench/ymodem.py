@@ -21,8 +21,9 @@ its Python start-up included in the time), which has no such flush.
 
 Why ``sz`` is slow here: after each ACK, ``rz`` flushes its input (TCIFLUSH); a block written
 in that window is lost and costs rz's 5-13 s timeout. ``sz`` answers an ACK within tens of
-microseconds and loses blocks every few dozen; otatui's sender pauses ``pace`` before each
-block (see :mod:`otatui.links.ymodem`). ``--pace 0`` shows otatui without that pause.
+microseconds and loses blocks every few dozen. otatui's sender pauses ``pace`` before each
+block and repeats a block whose ACK is late (see :mod:`otatui.links.ymodem`), so a lost block
+costs it ~0.1 s. ``--pace 0`` shows otatui without the pause.
 
 Not part of ``make test``; ``python -m bench`` calls :func:`run`.
 """

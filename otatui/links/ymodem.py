@@ -16,12 +16,15 @@ YMODEM as lrzsz speaks it (interoperates with `sz --ymodem` and `rz --ymodem` bo
 - CAN CAN from either side aborts. When we stop a transfer (task cancelled, or an error on our
   side) we send CANs first.
 
-Pacing: lrzsz's `rz` sends each ACK and then flushes its input (TCIFLUSH); a block that
-arrives in between is lost and costs `rz`'s 5-13 s timeout. Over a pty pair that race is hit
-every few hundred blocks (by `sz` itself every few blocks). The sender therefore pauses `pace`
-seconds (default 0.2 ms, a blocking sleep below 2 ms since asyncio timers are ~1 ms coarse)
-before each block; on a real serial line, where a 1K block takes ~90 ms at 115200 baud, that is
-noise. `pace=0` turns it off.
+Pacing and late answers: lrzsz's `rz` sends each ACK and then flushes its input (TCIFLUSH); a
+block that arrives in between is lost, and rz only NAKs after 5-13 s. Over a pty pair `sz`
+itself hits that race every few dozen blocks. So the sender (1) pauses `pace` seconds before each
+block (default 0.2 ms, a blocking sleep below 2 ms since asyncio timers are ~1 ms coarse; noise
+on a real line, where a 1K block takes ~90 ms at 115200 baud; `pace=0` turns it off), and (2)
+sends a data block again when its answer is late (20 smoothed round trips, at least 50 ms, at
+most `timeout / 4`, then at doubling intervals; not counted as a failure). After such a repeat it
+waits that long again and drops what came in, so the ACK of a second copy cannot be taken for
+the next block's (the receiver ACKs repeats, as YMODEM wants).
 
 Timeouts: `timeout` is how long to wait for each answer. The sender resends a block after a NAK
 or after `timeout` of silence; the receiver NAKs after `timeout / 2` of silence or a damaged
