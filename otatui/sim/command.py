@@ -197,7 +197,7 @@ async def _serve_serial(args: argparse.Namespace, folder: Path, out: TextIO) -> 
 
 
 async def _until_stopped(work: Awaitable[None]) -> None:
-    """Run `work` until it ends or SIGINT/SIGTERM arrives."""
+    """Run `work` until it ends (what it failed with is raised here) or SIGINT/SIGTERM arrives."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -206,6 +206,8 @@ async def _until_stopped(work: Awaitable[None]) -> None:
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
     finally:
         for pending in (task, stopper):
             pending.cancel()

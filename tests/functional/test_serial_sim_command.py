@@ -185,3 +185,37 @@ async def test_command_errors_are_one_line(args: list[str], code: int, message: 
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == code
     assert err.decode() == message and out == b""
+
+
+async def test_the_lan_command_refused_by_the_connector_exits_1_with_one_line(
+    tmp_path: Path,
+) -> None:
+    from otatui.connector import Connector
+
+    taken = [("lan-1", "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y")]  # provisioned elsewhere
+    async with Connector(host="127.0.0.1", http_port=0, mqtt_port=None, devices=taken) as connector:
+        proc = await asyncio.create_subprocess_exec(
+            str(CLI),
+            "sim-device",
+            "lan",
+            "--url",
+            connector.http_url,
+            "--protocol",
+            "http",
+            "--identity",
+            "lan-1",
+            "--folder",
+            str(tmp_path / "lan"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 1, err
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("otatui: "), lines
+    assert "lan-1 is already provisioned" in lines[0]
