@@ -124,6 +124,7 @@ class LanDevice:
         self._outbox: deque[ResourceValue] = deque()  # an item leaves once confirmed
         self._outbox_changed = asyncio.Event()
         self._work: dict[int, asyncio.Task[None]] = {}
+        self._aborted: set[asyncio.Task[None]] = set()  # cancelled jobs still on their way out
         self._received: dict[str, ResourceValue] = {}
         self._loop_time: Callable[[], float] = lambda: 0.0
         self.work = DeviceWork(
@@ -192,7 +193,8 @@ class LanDevice:
             pending = [*tasks, *self._work.values()]
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            # aborted jobs were cancelled already: let them finish their way out
+            await asyncio.gather(*pending, *self._aborted, return_exceptions=True)
             if downloader is not None:
                 await downloader.aclose()
             await client.aclose()
@@ -315,6 +317,8 @@ class LanDevice:
                 task = self._work.pop(job, None)
                 if task is not None:
                     task.cancel()
+                    self._aborted.add(task)  # awaited when the device stops
+                    task.add_done_callback(self._aborted.discard)
             case act.Rejected(reason=reason):
                 log.info("%s: rejected a config_otau value: %s", self.identity, reason)
 

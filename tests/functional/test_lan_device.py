@@ -182,3 +182,31 @@ async def test_device_activates_again_after_its_identity_was_reset(
             )
             await until(connector, "2.0.0", Status.INSTALLED_VERSION)
         assert (tmp_path / "dev" / "token").read_text() == device.token != first
+
+
+async def test_a_stopped_device_waits_for_the_job_it_had_aborted(tmp_path: Path) -> None:
+    """A new offer aborts the running job; the device stopped right after still lets that job
+    finish its way out (nothing of it runs on once `run()` returned)."""
+    ended: list[str] = []
+
+    async def checks(manifest: Any, job: int) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if manifest.version == "2":  # takes a moment to stop (closing its files)
+                await asyncio.sleep(0.5)
+            ended.append(manifest.version)
+            raise
+
+    async with local_connector() as connector:
+        connector.add_device(ID, TOKEN)
+        device = lan_device(connector, tmp_path / "dev", "http", token=TOKEN)
+        device.work.checks = checks  # type: ignore[method-assign]
+        async with running(device):
+            await until(connector, "1.0.0", Status.INSTALLED_VERSION)
+            offer = {"name": "cfg", "type": "JSON", "payload": {"a": 1}}
+            connector.set_config_otau(ID, {"version": "2", **offer})
+            await until(connector, "2", Status.TEST)
+            connector.set_config_otau(ID, {"version": "3", **offer})
+            await until(connector, "2", Status.INSTALL_ABORTED)
+        assert "2" in ended
