@@ -22,7 +22,7 @@ from otatui.engine.events import Event, EventBus, ManifestReceived, PhaseChanged
 from otatui.engine.fleet import Fleet
 from otatui.engine.prefetch import Prefetch
 from otatui.engine.sync import OutboxSync
-from otatui.store import Store
+from otatui.store import FetchedManifest, Store
 from otatui.store.lock import DataDirBusy
 
 MANIFEST = json.dumps(
@@ -31,9 +31,9 @@ MANIFEST = json.dumps(
 )
 
 
-def site(tmp_path: Path, connector: Connector) -> Config:
+def site(tmp_path: Path, connector: Connector, protocol: str = "mqtt") -> Config:
     device = {
-        "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"], "protocol": "mqtt",
+        "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"], "protocol": protocol,
         "role": "bridge", "installed_version": "1.0.0", "link": "serial:/dev/ttyUSB0",
     }  # fmt: skip
     path = write_config(
@@ -44,6 +44,33 @@ def site(tmp_path: Path, connector: Connector) -> Config:
         cache_dir=tmp_path / "cache",
     )
     return load_config(path)
+
+
+async def prefetch(config: Config) -> FetchedManifest | None:
+    """`otatui fetch`: the manifest and files kept for sensor-1 (the fetch must succeed)."""
+    store = Store.open(config.locations.db_path)
+    try:
+        results = await Prefetch(config, store).run()
+        assert results[0].ok, results
+        return store.get_fetched("sensor-1")
+    finally:
+        store.close()
+
+
+def bridge_fleet(config: Config, link: ScriptedLink, bus: EventBus, timeout_ms: int) -> Fleet:
+    """The engine with the scripted link, quick to call the connector unreachable."""
+    return Fleet(
+        config,
+        bus=bus,
+        link_factory=lambda d: link,
+        request_timeout_ms=timeout_ms,
+        backlog_age=0.5,
+        offline_after=0.3,
+    )
+
+
+def installed(seen: list[Event], version: str) -> bool:
+    return any(isinstance(e, PhaseChanged) and e.installed_version == version for e in seen)
 
 
 async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_later(
@@ -57,13 +84,8 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
         connector.set_config_otau("a0001", MANIFEST)
         config = site(tmp_path, connector)
         # 1. Online: fetch keeps the manifest and verifies its (unpinned) file into the cache.
-        store = Store.open(config.locations.db_path)
-        try:
-            results = await Prefetch(config, store).run()
-            fetched = store.get_fetched("sensor-1")
-        finally:
-            store.close()
-        assert results[0].ok and fetched is not None and fetched.raw == MANIFEST
+        fetched = await prefetch(config)
+        assert fetched is not None and fetched.raw == MANIFEST
         assert fetched.files[0] is not None
         ports = connector.ports["mqtt"], connector.ports["http"]
     finally:
@@ -74,14 +96,7 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
     seen: list[Event] = []
     bus = EventBus()
     bus.subscribe(seen.append)
-    async with Fleet(
-        config,
-        bus=bus,
-        link_factory=lambda d: link,
-        request_timeout_ms=5_000,
-        backlog_age=0.5,
-        offline_after=0.3,
-    ) as fleet:
+    async with bridge_fleet(config, link, bus, 5_000) as fleet:
         assert fleet.downloader is not None
         fleet.downloader.reuse_unpinned_s = 0  # the fetch is "old": only its pin makes it usable
         fleet.start()
@@ -92,11 +107,7 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
                 await OutboxSync(config, reader, timeout=5).run()
         finally:
             reader.close()
-        await eventually(
-            lambda: any(
-                isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
-            )
-        )
+        await eventually(lambda: installed(seen, "2.1.0"))
     assert len(link.requests) == 1
     assert [e.source for e in seen if isinstance(e, ManifestReceived)] == ["cache"]
     with Store.open_readonly(config.locations.db_path) as store:
@@ -124,14 +135,7 @@ async def test_a_bridge_works_offline_from_the_fetched_manifest_and_forwards_lat
     try:
         assert not back.resource("a0001", "config_otau").acked  # type: ignore[union-attr]
         seen.clear()
-        async with Fleet(
-            config,
-            bus=bus,
-            link_factory=lambda d: link,
-            request_timeout_ms=5_000,
-            backlog_age=0.5,
-            offline_after=0.3,
-        ) as fleet:
+        async with bridge_fleet(config, link, bus, 5_000) as fleet:
             fleet.start()
             # The offline reports, and the boot report of this start.
             expected = sum(1 for i in backlog if i.resource == "otau_in") + 1
@@ -180,25 +184,8 @@ async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
     try:
         connector.add_content("sensor.bin", b"sensor firmware " * 500)
         connector.set_config_otau("a0001", MANIFEST)
-        device = {
-            "name": "sensor-1", "identity": "a0001", "token": TOKENS["a0001"],
-            "protocol": "http", "role": "bridge", "installed_version": "1.0.0",
-            "link": "serial:/dev/ttyUSB0",
-        }  # fmt: skip
-        config = load_config(
-            write_config(
-                tmp_path / "site.toml",
-                connector,
-                [device],
-                data_dir=tmp_path / "data",
-                cache_dir=tmp_path / "cache",
-            )
-        )
-        store = Store.open(config.locations.db_path)
-        try:
-            assert (await Prefetch(config, store).run())[0].ok
-        finally:
-            store.close()
+        config = site(tmp_path, connector, "http")
+        await prefetch(config)
         ports = connector.ports["mqtt"], connector.ports["http"]
     finally:
         await connector.stop()
@@ -207,20 +194,9 @@ async def test_the_running_engine_forwards_by_itself_when_the_connector_returns(
     seen: list[Event] = []
     bus = EventBus()
     bus.subscribe(seen.append)
-    async with Fleet(
-        config,
-        bus=bus,
-        link_factory=lambda d: link,
-        request_timeout_ms=2_000,
-        backlog_age=0.5,
-        offline_after=0.3,
-    ) as fleet:
+    async with bridge_fleet(config, link, bus, 2_000) as fleet:
         fleet.start()
-        await eventually(
-            lambda: any(
-                isinstance(e, PhaseChanged) and e.installed_version == "2.1.0" for e in seen
-            )
-        )
+        await eventually(lambda: installed(seen, "2.1.0"))
         with Store.open_readonly(config.locations.db_path) as reader:
             waiting = reader.count_pending("sensor-1")
         assert waiting > 10
