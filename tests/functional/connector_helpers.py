@@ -16,21 +16,29 @@ from paho.mqtt.enums import CallbackAPIVersion
 from otatui.connector import mqtt_codec as codec
 
 
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1/localhost (it is its own CA)."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
+def self_signed(
+    directory: Path, common_name: str, *, stem: str, alt_names: str | None = None
+) -> tuple[Path, Path]:
+    """A self-signed EC certificate (its own CA) and its key, `<stem>.pem` and `<stem>.key`."""
+    cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
+    extra = ["-addext", f"subjectAltName={alt_names}"] if alt_names else []
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "ec",
             "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={common_name}",
+            *extra,
         ],
         check=True,
         capture_output=True,
         timeout=30,
     )  # fmt: skip
     return cert, key
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1/localhost (it is its own CA)."""
+    return self_signed(directory, "localhost", stem="cert", alt_names="IP:127.0.0.1,DNS:localhost")
 
 
 class PahoDevice:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 import time
 from pathlib import Path
+
+from connector_helpers import self_signed
 
 from otatui.murano.channel import Channel, ChannelState, LinkState
 
@@ -113,18 +114,7 @@ class Relay:
 
 def make_client_cert(directory: Path, identity: str) -> tuple[Path, Path]:
     """A self-signed client certificate whose CN is the device identity (Murano cert mode)."""
-    cert, key = directory / f"{identity}.pem", directory / f"{identity}.key"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={identity}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(directory, identity, stem=identity)
 
 
 class CertServer:
