@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from otatui.connector import CONFIG_OTAU, Application
+from otatui.links.file_digest import file_digest
 from otatui.otau.manifest import Manifest, ManifestType, parse_manifest
 from otatui.otau.payload import (
     PayloadItem,
@@ -44,7 +44,6 @@ from otatui.otau.payload import (
 CONTENT_TAG = "otatui"
 CONTENT_TAG_VALUE = "lan"
 DEPOT_DIR = "lan"
-_HASH_BLOCK = 1 << 20
 _SHA_CHARS = 16
 _LINK_FALLBACK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES})
 
@@ -77,7 +76,7 @@ async def offer_files(
         raise LanError(f"{len(files)} file(s) given for {len(items)} payload item(s)")
     offered = []
     for path, item in zip(files, items, strict=True):
-        sha256, size = await asyncio.to_thread(_hash_file, path)
+        sha256, size = await asyncio.to_thread(file_digest, path)
         if item.sha256 is not None and item.sha256 != sha256:
             raise LanError(f"{item.filename} does not match the sha256 pinned in the manifest")
         pushed = PushedFile(path.name, content_id_for(path.name, sha256), sha256, size)
@@ -165,16 +164,6 @@ def rewrite_manifest(manifest: Manifest, items: Sequence[str]) -> str:
     if parsed.version != manifest.version or len(parsed.items) != len(items):
         raise LanError("the rewritten manifest does not match the original")
     return text
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def _place(source: Path, target: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from otatui import __version__
 from otatui.links import serial_frames as sf
 from otatui.links import ymodem
 from otatui.links.byte_port import BytePort, LinkError, PortClosed
+from otatui.links.file_digest import file_digest
 from otatui.links.link import (
     DeviceReport,
     Finished,
@@ -81,13 +81,8 @@ def _describe(paths: Sequence[Path]) -> list[sf.FileInfo]:
     """Name, size and sha256 of each payload file (run in a thread)."""
     infos = []
     for path in paths:
-        digest = hashlib.sha256()
-        size = 0
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        infos.append(sf.FileInfo(name=path.name, size=size, sha256=digest.hexdigest()))
+        sha256, size = file_digest(path)
+        infos.append(sf.FileInfo(name=path.name, size=size, sha256=sha256))
     return infos
 
 
