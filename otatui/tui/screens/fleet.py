@@ -119,6 +119,7 @@ class FleetScreen(StateScreen):
         self.sort = "name"
         self._drawn_version = -1
         self._clock_second = 0
+        self._bar = ""
 
     def compose(self) -> ComposeResult:
         yield ota_header("Fleet")
@@ -210,7 +211,9 @@ class FleetScreen(StateScreen):
         text += f" · sort: {self.sort}"
         if self.filter_text:
             text += f" · filter: {self.filter_text}"
-        self.query_one("#fleet-bar", Static).update(Text(text))
+        if text != self._bar:
+            self._bar = text
+            self.query_one("#fleet-bar", Static).update(Text(text), layout=False)  # one line
 
     def selected_name(self) -> str | None:
         return self.table.cursor_name

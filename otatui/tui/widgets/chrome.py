@@ -56,6 +56,7 @@ class OtaHeader(Static):
         super().__init__("", id="header", markup=False)
         self.screen_title = screen_title
         self._drawn: tuple[int, int, str] | None = None
+        self._shown: tuple[str, str] | None = None
 
     def show_state(self, site: str, state: FleetState, mode: str = "") -> None:
         """Redraw when the state, the width or the mode changed."""
@@ -67,9 +68,13 @@ class OtaHeader(Static):
         left = f" otatui {site} · {self.screen_title}"
         right = summary_text(state, max(20, width - len(left) - 3)) + " "
         pad = max(1, width - len(left) - len(right))
-        text = Text(left + " " * pad + right + "\n", style="bold")
+        plain = left + " " * pad + right
+        if (plain, mode) == self._shown:
+            return  # the counts did not change: no repaint
+        self._shown = (plain, mode)
+        text = Text(plain + "\n", style="bold")
         text.append_text(tabs_text(mode))
-        self.update(text)
+        self.update(text, layout=False)  # two lines, always: no layout pass
 
 
 def ota_header(screen_title: str = "") -> OtaHeader:

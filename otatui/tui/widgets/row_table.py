@@ -24,7 +24,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -146,7 +146,8 @@ class RowTable(ScrollView, can_focus=True):
         self._rows: list[str] = []
         self._index: dict[str, int] = {}
         self.cursor_row = 0
-        self._drawn: dict[str, tuple[Hashable, Strip]] = {}
+        self._drawn: dict[str, tuple[Hashable, int, Strip]] = {}
+        self._styles: _Styles | None = None
         self._header: Strip | None = None
         self._drawn_widths: list[int] = []
 
@@ -319,46 +320,67 @@ class RowTable(ScrollView, can_focus=True):
             segments.extend(Segment.apply_style(part, post_style=mark))
         return Strip(segments, sum(widths) + PAD * len(widths))
 
-    def _header_strip(self, widths: Sequence[int]) -> Strip:
-        if self._header is None:
-            self._header = self._line((Text(c.label) for c in self.columns), widths)
-        return self._header
+    def _pass_styles(self) -> _Styles:
+        """The styles of this drawing pass (base, header, cursor, even, odd rows); a change
+        (focus, theme) forgets the drawn lines."""
+        base = self.rich_style
+        get = self.get_component_rich_style
+        cursor = get("row-table--cursor")
+        styles = _Styles(
+            header=base + get("row-table--header"),
+            cursor=base + cursor,
+            cursor_colours=Style.from_color(cursor.color, cursor.bgcolor),
+            even=base + get("row-table--even-row"),
+            odd=base + get("row-table--odd-row"),
+            blank=base,
+        )
+        if styles != self._styles:
+            self._styles = styles
+            self._drawn.clear()
+            self._header = None
+        return styles
 
-    def _row_strip(self, name: str, widths: Sequence[int]) -> Strip:
-        revision = self._revision(name)
-        drawn = self._drawn.get(name)
-        if drawn is not None and drawn[0] == revision:
-            return drawn[1]
-        strip = self._line(self._cells(name), widths)
-        self._drawn[name] = (revision, strip)
-        return strip
-
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._pass_styles()
         widths = self._layout()
         if widths != self._drawn_widths:
             self._drawn_widths = widths
             self._drawn.clear()
             self._header = None
+        return super().render_lines(crop)
+
+    def _row_strip(self, name: str, row: int, styles: _Styles) -> tuple[Strip, Style]:
+        """The row's line, styled (cursor, even or odd), from the cache when its revision and
+        place are those it was drawn with."""
+        kind = 2 if row == self.cursor_row else row % 2
+        style = styles.cursor if kind == 2 else styles.odd if kind else styles.even
+        revision = self._revision(name)
+        drawn = self._drawn.get(name)
+        if drawn is not None and drawn[0] == revision and drawn[1] == kind:
+            return drawn[2], style
+        strip = self._line(self._cells(name), self._drawn_widths or self._layout())
+        post = styles.cursor_colours if kind == 2 else None
+        strip = Strip(Segment.apply_style(strip, style, post), strip.cell_length)
+        self._drawn[name] = (revision, kind, strip)
+        return strip, style
+
+    def render_line(self, y: int) -> Strip:
+        styles = self._styles or self._pass_styles()
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        base = self.rich_style
         if y == 0:
-            style = base + self.get_component_rich_style("row-table--header")
-            strip = self._header_strip(widths)
-            return _styled(strip, style).crop_extend(scroll_x, scroll_x + width, style)
-        row = round(scroll_y) + y - 1
-        if not 0 <= row < len(self._rows):
-            return Strip.blank(width, base)
-        strip = self._row_strip(self._rows[row], widths)
-        if row == self.cursor_row:
-            cursor = self.get_component_rich_style("row-table--cursor")
-            style = base + cursor
-            post = Style.from_color(cursor.color, cursor.bgcolor)
-            strip = Strip(Segment.apply_style(strip, style, post), strip.cell_length)
+            if self._header is None:
+                widths = self._drawn_widths or self._layout()
+                line = self._line((Text(c.label) for c in self.columns), widths)
+                self._header = Strip(Segment.apply_style(line, styles.header), line.cell_length)
+            strip, style = self._header, styles.header
         else:
-            parity = "row-table--odd-row" if row % 2 else "row-table--even-row"
-            style = base + self.get_component_rich_style(parity)
-            strip = _styled(strip, style)
+            row = round(scroll_y) + y - 1
+            if not 0 <= row < len(self._rows):
+                return Strip.blank(width, styles.blank)
+            strip, style = self._row_strip(self._rows[row], row, styles)
+        if scroll_x == 0 and strip.cell_length == width:
+            return strip
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     def on_focus(self) -> None:
@@ -368,5 +390,12 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh()
 
 
-def _styled(strip: Strip, style: Style) -> Strip:
-    return Strip(Segment.apply_style(strip, style), strip.cell_length)
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    header: Style
+    cursor: Style
+    cursor_colours: Style
+    """Over the cells' own colours on the cursor row."""
+    even: Style
+    odd: Style
+    blank: Style
