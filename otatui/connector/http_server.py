@@ -23,6 +23,8 @@ from typing import cast
 
 import h11
 
+from .connections import Connections
+
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 65536
@@ -126,14 +128,12 @@ class HttpServer:
         self.handler = handler
         self.server_name = server_name
         self.max_body = max_body
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = Connections()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         try:
-            await self._serve(reader, writer)
+            with self._connections.serving():
+                await self._serve(reader, writer)
         except (ConnectionError, ssl.SSLError, ClientGone, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -143,18 +143,14 @@ class HttpServer:
         except h11.ProtocolError as exc:
             log.debug("HTTP protocol error from client: %s", exc)
         finally:
-            self._tasks.discard(task)
             close_gracefully(writer)
 
     async def close_connections(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._connections.close_all()
 
     @property
     def connection_count(self) -> int:
-        return len(self._tasks)
+        return len(self._connections)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mqtt_codec as codec
+from .connections import Connections
 from .faults import Faults
 from .http_server import close_gracefully
 from .state import ConnectorState, Device, ProvisioningError, Resource
@@ -114,7 +115,7 @@ class MqttBroker:
         self.max_packet = max_packet
         self.faults = faults if faults is not None else Faults()  # only unconfirmed_writes
         self._sessions: dict[str, _Session] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = Connections()
         self.rejected: list[BatchRejection] = []  # malformed batches, for tests and the demo
         self.connects = 0  # accepted CONNECTs, for tests
 
@@ -132,22 +133,17 @@ class MqttBroker:
 
     @property
     def connection_count(self) -> int:
-        return len(self._tasks)
+        return len(self._connections)
 
     async def close_connections(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._connections.close_all()
 
     # ----- connections --------------------------------------------------------------------------
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         try:
-            await self._serve(reader, writer)
+            with self._connections.serving():
+                await self._serve(reader, writer)
         except (_Close, codec.MalformedPacket) as exc:
             log.debug("MQTT connection closed: %s", exc)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
@@ -157,7 +153,6 @@ class MqttBroker:
             # Python 3.11's start_server callback log a spurious "Unhandled exception".
             pass
         finally:
-            self._tasks.discard(task)
             close_gracefully(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
