@@ -88,9 +88,7 @@ async def run_headless(
                 try:
                     return await demo.player.wait_until_done(limit_s)
                 finally:
-                    play.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await play
+                    await stop_task(play)
         finally:
             await printer.stop()
 
@@ -104,9 +102,16 @@ async def run_interactive(root: Path, *, no_color: bool, pace: float = 2.0) -> i
         try:
             return await run_tui_async(demo.config, no_color=no_color)
         finally:
-            play.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await play
+            await stop_task(play)
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it; an error it had ended with is raised. A cancellation of
+    the caller meanwhile is not swallowed."""
+    task.cancel()
+    (result,) = await asyncio.gather(task, return_exceptions=True)
+    if isinstance(result, Exception):
+        raise result
 
 
 def summary(outcomes: list[Outcome], devices: tuple[DemoDevice, ...] = DEVICES) -> list[str]:
