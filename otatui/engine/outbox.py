@@ -125,6 +125,9 @@ class OutboxPump:
         failures = 0
         last = await self._read(lambda: self.store.last_pending_id(self.name))
         self._doubt_upto = last or 0
+        first = await self._read(lambda: self.store.pending(self.name, limit=1))
+        if first:  # the one a previous run can have had in flight (alone or leading a batch)
+            self._in_doubt.add(first[0].id)
         self._wake.set()
         while True:
             await self._wake.wait()
@@ -193,7 +196,9 @@ class OutboxPump:
         self._confirm(backlog[: len(group)], batch=True)
 
     def _doubtful(self, item: OutboxItem) -> bool:
-        return item.id <= self._doubt_upto or item.id in self._in_doubt
+        """Written and maybe arrived (the later ones left by a previous run never went out
+        before their first in doubt did: they are sent timestamped, see `_timestamped`)."""
+        return item.id in self._in_doubt
 
     async def _arrived(self, item: OutboxItem) -> bool:
         """Whether the connector certainly holds `item`: its current value is this report, and

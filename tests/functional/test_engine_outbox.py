@@ -19,7 +19,7 @@ from otatui.connector import Connector
 from otatui.engine.events import Event, EventBus, SessionError
 from otatui.engine.fleet import Fleet
 from otatui.engine.store_retry import StoreRetry
-from otatui.store import StoreError, StoreReader
+from otatui.store import PendingReport, Store, StoreError, StoreReader
 
 OK = "INSTALLED_VERSION"
 
@@ -198,3 +198,38 @@ async def test_store_retry_waits_longer_each_time_and_speaks_once_per_episode() 
     assert retry.failed("disk full again") == 0.5
     assert [e.message for e in seen if isinstance(e, SessionError)][-1] == "disk full again"
     assert retry.errors == 2
+
+
+@pytest.mark.parametrize(("protocol", "identity"), [("mqtt", "a0001"), ("http", "a0002")])
+async def test_a_report_a_killed_run_left_in_doubt_is_found_on_the_connector_at_start(
+    tmp_path: Path, connector: Connector, protocol: str, identity: str
+) -> None:
+    """A previous run wrote a report, the connector stored it, and the run died before the
+    confirmation: the next run reads it back instead of sending it again."""
+    config = site_config(tmp_path, connector, [agent("gw", identity, protocol, tmp_path / "r")])
+    async with running_fleet(config) as (fleet, _seen):
+        store = fleet.store
+        assert store is not None
+        await wait_status(connector, identity, "1.0.0", OK)
+        await eventually(lambda: store.count_pending("gw") == 0, 10, "the boot report confirmed")
+    # What the killed run left: a report in the outbox that the connector has already.
+    left = '{"version":"1.0.0","status":"INSTALL_STEP","message":"left by a killed run"}'
+    with Store.open(tmp_path / "data" / "otatui.db") as store:
+        store.record_step(
+            device="gw",
+            reports=[PendingReport(resource="otau_in", value=left, source=protocol)],
+            snapshot=None,
+        )
+    connector.state.device_write(connector.device(identity), [("otau_in", left)], via=protocol)
+    async with running_fleet(config) as (fleet, _seen):
+        await eventually(lambda: len(otau_in(connector, identity)) == 3, 10, "the boot report")
+        await asyncio.sleep(0.3)
+        assert fleet.session("gw").outbox.found == 1
+    statuses = [(r["status"], r["message"]) for r in otau_in(connector, identity)]
+    assert statuses == [
+        ("INSTALLED_VERSION", ""),
+        ("INSTALL_STEP", "left by a killed run"),  # once
+        ("INSTALLED_VERSION", ""),
+    ]
+    with StoreReader.open_readonly(tmp_path / "data" / "otatui.db") as reader:
+        assert reader.count_pending("gw") == 0
