@@ -150,15 +150,19 @@ class Recorder:
             self.last_report = (last.version, last.status.value, last.message)
         if self._held:
             self._hold(step)  # behind what waits already: the order is kept
+            if self._task is None or self._task.done():  # (it cannot end while steps are held)
+                self._retry_in(0.0)
             return
         try:
             done = self._write(step)
         except StoreError as exc:
             self._hold(step)
-            delay = self._retry.failed(self._failure(exc))
-            self._task = asyncio.create_task(self._retry_held(delay), name=f"{self.name}: store")
+            self._retry_in(self._retry.failed(self._failure(exc)))
             return
         self._announce(step, done)
+
+    def _retry_in(self, delay: float) -> None:
+        self._task = asyncio.create_task(self._retry_held(delay), name=f"{self.name}: store")
 
     def _write(self, step: Step) -> list[Enqueued]:
         return self.store.record_step(
