@@ -26,7 +26,6 @@ No thread per device: everything runs on the asyncio loop (see `mqtt_connection`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -167,14 +166,15 @@ class MqttChannel:
     async def close(self) -> None:
         self._ended = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._drop_connection("closed")
-        if self._state.state != LinkState.AUTH_FAILED:
-            self._set_state(ChannelState(LinkState.STOPPED, "closed"))
-        self._queue.put_nowait(None)
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:  # also when our caller is cancelled meanwhile: values() must end
+            self._drop_connection("closed")
+            if self._state.state != LinkState.AUTH_FAILED:
+                self._set_state(ChannelState(LinkState.STOPPED, "closed"))
+            self._queue.put_nowait(None)
 
     def values(self) -> AsyncIterator[ResourceValue]:
         """Values set by the cloud, in arrival order. Ends when the channel is closed; raises
@@ -260,6 +260,9 @@ class MqttChannel:
                 return
             except ChannelError as exc:
                 reason = str(exc)
+            except Exception as exc:  # a bug must not end the channel silently: retry, say so
+                log.exception("MQTT connection to %s failed unexpectedly", self._endpoint)
+                reason = f"connection failed: {type(exc).__name__}"
             else:
                 self._conn = conn
                 up_since = time.monotonic()

@@ -379,3 +379,34 @@ async def test_tokens_never_reach_logs_states_or_errors(
     text = "\n".join([caplog.text, *seen, *errors, repr(ch), repr(bad)])
     assert seen and errors
     assert TOKEN not in text and WRONG not in text
+
+
+async def test_an_unexpected_error_while_connecting_is_logged_and_retried(
+    connector: Connector, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one connection attempt must not end the channel silently (values() would wait
+    forever); it is logged with its traceback and the channel tries again."""
+    from otatui.murano import mqtt_connection
+
+    real_open = mqtt_connection.MqttConnection.open
+    calls = 0
+
+    async def open_once_broken(self: mqtt_connection.MqttConnection, within: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a bug")
+        await real_open(self, within)
+
+    monkeypatch.setattr(mqtt_connection.MqttConnection, "open", open_once_broken)
+    log = StateLog()
+    ch = MqttChannel(connector.mqtt_url, TOKEN, insecure=True, backoff=FAST, on_state=log)
+    with caplog.at_level(logging.ERROR, logger="otatui.murano.mqtt"):
+        await ch.start()
+        try:
+            backoff = await log.reach(LinkState.BACKOFF)
+            assert log.states[backoff].reason == "connection failed: ValueError"
+            await log.reach(LinkState.CONNECTED, after=backoff)
+        finally:
+            await ch.close()
+    assert "Traceback" in caplog.text and "a bug" in caplog.text
