@@ -20,6 +20,17 @@ from otatui.links.serial import SerialLink
 CLI = Path(sys.executable).with_name("otatui")
 
 
+async def sim_device(*args: str) -> asyncio.subprocess.Process:
+    """`otatui sim-device <args>` started, its stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        str(CLI),
+        "sim-device",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 class SimProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -44,9 +55,7 @@ class SimProcess:
 
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[SimProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "sim-device",
+    proc = await sim_device(
         "serial",
         "--pty",
         "--identity",
@@ -57,8 +66,6 @@ async def sim(tmp_path: Path) -> AsyncIterator[SimProcess]:
         str(tmp_path / "device"),
         "--step-delay",
         "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     try:
         yield SimProcess(proc)
@@ -105,15 +112,11 @@ async def test_a_push_to_the_command_shows_the_protocol_trace(
 
 
 async def test_usage_errors_exit_2_with_one_line() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "sim-device",
+    proc = await sim_device(
         "serial",
         "--pty",
         "--fail",
         "later",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
@@ -126,9 +129,7 @@ async def test_the_lan_command_follows_a_manifest_of_the_local_connector(tmp_pat
     connector = Connector(host="127.0.0.1", http_port=0, mqtt_port=0)
     await connector.start()
     connector.add_device("lan-1")
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "sim-device",
+    proc = await sim_device(
         "lan",
         "--url",
         connector.http_url,
@@ -140,8 +141,6 @@ async def test_the_lan_command_follows_a_manifest_of_the_local_connector(tmp_pat
         str(tmp_path / "lan"),
         "--step-delay",
         "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     sim = SimProcess(proc)
     try:
@@ -174,13 +173,9 @@ async def test_the_lan_command_follows_a_manifest_of_the_local_connector(tmp_pat
     ],
 )
 async def test_command_errors_are_one_line(args: list[str], code: int, message: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        str(CLI),
-        "sim-device",
+    proc = await sim_device(
         "serial",
         *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == code
@@ -194,9 +189,7 @@ async def test_the_lan_command_refused_by_the_connector_exits_1_with_one_line(
 
     taken = [("lan-1", "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y")]  # provisioned elsewhere
     async with Connector(host="127.0.0.1", http_port=0, mqtt_port=None, devices=taken) as connector:
-        proc = await asyncio.create_subprocess_exec(
-            str(CLI),
-            "sim-device",
+        proc = await sim_device(
             "lan",
             "--url",
             connector.http_url,
@@ -206,8 +199,6 @@ async def test_the_lan_command_refused_by_the_connector_exits_1_with_one_line(
             "lan-1",
             "--folder",
             str(tmp_path / "lan"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
         )
         try:
             _out, err = await asyncio.wait_for(proc.communicate(), 30)
