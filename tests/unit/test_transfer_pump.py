@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from disk_helpers import disk_with_room
 
 from otatui.transfer.pump import ALIGN, O_DIRECT, BodyPump
 
@@ -129,16 +130,7 @@ def test_pump_stop_keeps_everything_received(part: tuple[Path, int]):
 
 def test_pump_disk_full_leaves_file_and_hash_in_step(part: tuple[Path, int]):
     path, fd = part
-    room = 2_345_678
-
-    def small_disk(fd: int, buffers: Sequence[bytes | memoryview]) -> int:
-        nonlocal room
-        if room == 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        head = memoryview(buffers[0])[:room]
-        room -= len(head)
-        return os.write(fd, head)
-
+    small_disk = disk_with_room(2_345_678)
     data = random.Random(6).randbytes(6 * MiB)
     body = ScriptedBody(data)
     pump, digest = pump_into(path, fd, body, buffer_bytes=MiB, writev=small_disk, direct=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from disk_helpers import disk_with_room
 
 from otatui.otau import parse_payload_item
 from otatui.transfer import TOKEN_HEADER, CachedFile, ContentAuth, DownloadError, materialize
@@ -239,16 +240,7 @@ async def test_short_writes_keep_hash_and_file_in_step(
 async def test_disk_full_mid_batch_leaves_a_consistent_prefix(
     tmp_path: Path, executor: ThreadPoolExecutor
 ):
-    room = 1_234_567
-
-    def small_disk(fd: int, buffers: Sequence[bytes | memoryview]) -> int:
-        nonlocal room
-        if room == 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        head = memoryview(buffers[0])[:room]
-        room -= len(head)
-        return os.write(fd, head)
-
+    small_disk = disk_with_room(1_234_567)
     data = os.urandom(3_000_000)
     path = tmp_path / "x.part"
     part = PartialFile(path, executor, writev=small_disk)
