@@ -41,6 +41,7 @@ from otatui.engine.jobs import Jobs
 from otatui.engine.outbox import BACKLOG_AGE_S, OutboxPump, ReadCurrent
 from otatui.engine.recorder import Recorder
 from otatui.engine.relay import DeviceStep, FromLink, QueueItem
+from otatui.engine.store_retry import StoreRetry
 from otatui.links.link import Link
 from otatui.murano.channel import (
     Channel,
@@ -417,6 +418,7 @@ class Session:
         self.acknowledgement.send(self._received.get(raw, raw))
 
     async def _tick(self) -> None:
+        unreadable = StoreRetry(name=self.name, bus=self.bus)  # one error while reads fail
         while True:
             await asyncio.sleep(TICK_S)
             if self.machine.phase is not Phase.IDLE:
@@ -425,8 +427,9 @@ class Session:
                 try:
                     fetched = self.forwarding.candidate(self.machine)
                 except StoreError as exc:
-                    self.bus.publish(SessionError(device=self.name, message=str(exc)))
+                    unreadable.failed(f"{exc}; the fetched manifest is looked at again each second")
                     continue
+                unreadable.succeeded()
                 if fetched is not None:
                     self._work_offline(fetched)
 

@@ -17,8 +17,10 @@ from fault_helpers import (
     site_config,
 )
 
+from otatui.config import load_config
 from otatui.connector import Connector
-from otatui.engine.events import SessionError
+from otatui.engine.events import Event, EventBus, SessionError
+from otatui.engine.fleet import Fleet
 from otatui.store import StoreError
 
 OK = "INSTALLED_VERSION"
@@ -65,3 +67,38 @@ async def test_steps_the_store_cannot_record_are_held_and_delivered_in_order(
     errors = [e.message for e in seen if isinstance(e, SessionError)]
     assert len(errors) == 1 and "disk is full" in errors[0] and "held" in errors[0], errors
     assert_delivered_once(tmp_path / "data" / "otatui.db", connector, "gw", identity)
+
+
+async def test_a_store_that_cannot_be_read_while_a_bridge_is_offline_says_so_once(
+    tmp_path: Path,
+) -> None:
+    """Offline and idle, a bridge looks for a fetched manifest every second: a store that
+    cannot be read makes one error, not one a second."""
+    from test_engine_bridge import ScriptedLink, device_flow
+
+    first = Connector(devices=list(TOKENS.items()))
+    await first.start()
+    device = {
+        "name": "sensor-1", "identity": "a0002", "token": TOKENS["a0002"], "protocol": "http",
+        "role": "bridge", "installed_version": "1.0.0", "link": "serial:/dev/ttyUSB0",
+    }  # fmt: skip
+    config = load_config(site_config(tmp_path, first, [device]))
+    await first.stop()  # the connector is unreachable from the start
+    seen: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    link = ScriptedLink(device_flow)
+    fleet = Fleet(config, bus=bus, link_factory=lambda d: link, offline_after=0.3)
+    async with fleet:
+        store = fleet.store
+        assert store is not None
+
+        def unreadable(*_args: object) -> None:
+            raise StoreError("store otatui.db: read fetched manifest failed: disk I/O error")
+
+        store.get_fetched = unreadable  # type: ignore[method-assign]
+        fleet.start()
+        await asyncio.sleep(3.5)
+    errors = [e.message for e in seen if isinstance(e, SessionError)]
+    assert len(errors) == 1 and "disk I/O error" in errors[0], errors
+    assert "looked at again" in errors[0]
