@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from connector_helpers import make_cert
+from engine_helpers import wait_status
 from lan_helpers import ID, lan_device, local_connector, otau_reports, running
+from wait_helpers import eventually
 
 from otatui.connector import Connector
 from otatui.otau.status import Status, StatusReport
@@ -22,11 +24,7 @@ TOKEN = "Zz9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK00"
 
 
 async def until(connector: Connector, version: str, status: Status, within: float = 20) -> None:
-    async def seen() -> None:
-        while not any(r.version == version and r.status is status for r in otau_reports(connector)):
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(seen(), within)
+    await wait_status(connector, ID, version, status.value, within)
 
 
 @pytest.mark.parametrize("protocol", ["mqtt", "http"])
@@ -77,12 +75,7 @@ async def test_restarted_device_keeps_its_token_and_its_new_version(tmp_path: Pa
         second = lan_device(connector, folder, "mqtt")
         async with running(second):
             await asyncio.wait_for(second.connected.wait(), 10)
-
-            async def boot_report() -> None:
-                while len(otau_reports(connector)) <= count:
-                    await asyncio.sleep(0.05)
-
-            await asyncio.wait_for(boot_report(), 10)
+            await eventually(lambda: len(otau_reports(connector)) > count, 10, "a boot report")
         assert second.token == first.token
         assert otau_reports(connector)[count] == StatusReport("2.0.0", Status.INSTALLED_VERSION, "")
 
@@ -170,12 +163,11 @@ async def test_device_activates_again_after_its_identity_was_reset(
             first = device.token
             connector.reset_device(ID)  # e.g. the laptop's local connector lost its state
 
-            async def activated_again() -> None:
-                while connector.device(ID).token is None or device.token == first:
-                    assert not task.done()
-                    await asyncio.sleep(0.05)
+            def activated_again() -> bool:
+                assert not task.done()
+                return connector.device(ID).token is not None and device.token != first
 
-            await asyncio.wait_for(activated_again(), 15)
+            await eventually(activated_again, 15, "activated again")
             assert device.token == connector.device(ID).token
             connector.set_config_otau(
                 ID, {"version": "2.0.0", "name": "fw", "type": "FILE", "payload": "fw.bin"}
