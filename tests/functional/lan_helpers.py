@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from engine_helpers import sha
+
 from otatui.connector import Connector
-from otatui.links.lan import LanLink
-from otatui.links.link import Finished, InstallEvent, InstallRequest
+from otatui.links.link import InstallRequest
 from otatui.otau.manifest import Manifest, parse_manifest
 from otatui.otau.progress import ProgressPolicy
 from otatui.otau.status import StatusReport
@@ -21,10 +21,6 @@ from otatui.sim.lan_device import LanDevice
 ID = "a0001"
 CLOUD_TOKEN = "Ed9GHsPnc2gyZsOFoShPhxj80sRlzH9E1vZCTK9y"  # what the real connector gave it
 FAST = ProgressPolicy(min_interval=0.0, min_percent=0.0, install_step_interval=0.0)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @contextlib.asynccontextmanager
@@ -102,29 +98,6 @@ def firmware_request(folder: Path, version: str, fw: bytes, extra: bytes) -> Ins
         },
         {f"fw_{version}.bin": fw, "extra.tar": extra},
     )
-
-
-async def collect(
-    link: LanLink,
-    request: InstallRequest,
-    within: float = 30.0,
-    stop: Callable[[InstallEvent], bool] | None = None,
-) -> list[InstallEvent]:
-    """The link's events until it finishes (or `stop` says so: the install is then closed)."""
-    events: list[InstallEvent] = []
-    async with asyncio.timeout(within), contextlib.aclosing(link.install(request)) as stream:
-        async for event in stream:
-            events.append(event)
-            if stop is not None and stop(event):
-                break
-    return events
-
-
-def finished(events: list[InstallEvent]) -> Finished:
-    ends = [e for e in events if isinstance(e, Finished)]
-    assert len(ends) == 1, events
-    assert events[-1] is ends[0]
-    return ends[0]
 
 
 def otau_reports(connector: Connector, identity: str = ID) -> list[StatusReport]:

@@ -2,7 +2,7 @@
 
     async with device_on_pty(folder, identity="s1", installed_version="1.0.0") as sim:
         link = SerialLink(sim.path, identity="s1", timeouts=FAST)
-        events = await collect(link, make_request(tmp_path, {"fw.bin": b"..."}))
+        events = await collect(link, make_request(tmp_path, {"fw.bin": b"..."}))  # link_helpers
 
 The device owns the pty master (closing it, e.g. after `drop_after`, hangs the line up for the
 host); our copy of the slave stays open while the device runs, so a host closing its port
@@ -22,13 +22,7 @@ from pty_helpers import pty_pair
 
 from otatui.links.byte_port import BytePort, FdPort
 from otatui.links.link import (
-    DeviceReport,
-    Finished,
-    InstallEvent,
     InstallRequest,
-    Link,
-    LinkStatus,
-    Pushed,
 )
 from otatui.links.serial import SerialTimeouts
 from otatui.otau.manifest import Manifest, parse_manifest
@@ -71,37 +65,6 @@ def make_request(
     return InstallRequest(
         manifest=manifest_for(list(files), version), files=tuple(paths), workdir=workdir
     )
-
-
-async def collect(link: Link, request: InstallRequest, limit: float = 60.0) -> list[InstallEvent]:
-    events: list[InstallEvent] = []
-
-    async def run() -> None:
-        async with contextlib.aclosing(link.install(request)) as stream:
-            async for event in stream:
-                events.append(event)
-
-    await asyncio.wait_for(run(), limit)
-    return events
-
-
-def reports(events: Sequence[InstallEvent]) -> list[str]:
-    return [e.report.status.value for e in events if isinstance(e, DeviceReport)]
-
-
-def states(events: Sequence[InstallEvent]) -> list[str]:
-    return [e.state for e in events if isinstance(e, LinkStatus)]
-
-
-def pushed(events: Sequence[InstallEvent]) -> list[Pushed]:
-    return [e for e in events if isinstance(e, Pushed)]
-
-
-def finished(events: Sequence[InstallEvent]) -> Finished:
-    ends = [e for e in events if isinstance(e, Finished)]
-    assert len(ends) == 1, events
-    assert events[-1] is ends[0], "Finished must be the last event"
-    return ends[0]
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import ExternalServer, statuses, wait_status, write_config
-from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running, sha
+from engine_helpers import ExternalServer, sha, statuses, wait_status, write_config
+from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running
 from relay_helpers import assert_linear, relayed_value, update_flow
 
 from otatui.config import load_config

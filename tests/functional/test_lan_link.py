@@ -11,19 +11,18 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from engine_helpers import sha
 from lan_helpers import (
     CLOUD_TOKEN,
     ID,
-    collect,
     files_containing,
-    finished,
     firmware_request,
     lan_device,
     local_connector,
     otau_reports,
     running,
-    sha,
 )
+from link_helpers import collect, finished
 
 from otatui.links.lan import LanLink
 from otatui.links.link import DeviceReport, Finished, LinkStatus

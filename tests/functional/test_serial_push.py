@@ -10,17 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+from link_helpers import collect, finished, pushed, reports, states
 from pty_helpers import pty_pair
-from serial_helpers import (
-    FAST,
-    collect,
-    device_on_pty,
-    finished,
-    make_request,
-    pushed,
-    reports,
-    states,
-)
+from serial_helpers import FAST, device_on_pty, make_request
 
 from otatui.links.link import DeviceReport, InstallEvent, LinkStatus, Pushed
 from otatui.links.serial import SerialLink
@@ -121,7 +113,7 @@ async def test_a_silent_device_fails_within_the_hello_timeouts(tmp_path: Path) -
         link = SerialLink(path, identity="s1", timeouts=FAST)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        events = await collect(link, make_request(tmp_path, FILES), limit=10)
+        events = await collect(link, make_request(tmp_path, FILES), within=10)
         took = loop.time() - start
     end = finished(events)
     assert end.message == f"no device answers on {path} (no hello in 0.8 s)"
@@ -131,7 +123,7 @@ async def test_a_silent_device_fails_within_the_hello_timeouts(tmp_path: Path) -
 
 async def test_a_port_that_cannot_be_opened_fails_with_one_line(tmp_path: Path) -> None:
     link = SerialLink(str(tmp_path / "ttyNONE"), identity="s1", timeouts=FAST)
-    events = await collect(link, make_request(tmp_path, FILES), limit=10)
+    events = await collect(link, make_request(tmp_path, FILES), within=10)
     end = finished(events)
     assert not end.ok
     assert end.message == f"cannot open {tmp_path / 'ttyNONE'}: no such device"

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from serial_helpers import FAST, collect, finished, make_request, reports
+from link_helpers import collect, finished, reports
+from serial_helpers import FAST, make_request
 
 from otatui.links.byte_port import SerialPort
 from otatui.links.serial import SerialLink
