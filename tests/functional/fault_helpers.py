@@ -31,7 +31,7 @@ from pathlib import Path
 
 from engine_helpers import agent, wait_status
 from engine_helpers import site_config as site_config  # re-exported for the fault suites
-from test_headless_run import Otatui
+from headless_helpers import Otatui
 from wait_helpers import eventually as eventually  # re-exported for the fault suites
 
 from otatui.config import load_config

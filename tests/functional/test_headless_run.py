@@ -7,14 +7,10 @@ download with Range and completes, and no report is lost or duplicated."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
 import json
 import os
 import signal
 import sqlite3
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -26,102 +22,9 @@ from engine_helpers import (
     wait_status,
     write_config,
 )
+from headless_helpers import Otatui, slow_server
 
 from otatui.connector import Connector
-
-OTATUI = str(Path(sys.executable).with_name("otatui"))
-
-
-class _SlowRangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves one file slowly, honouring `Range: bytes=N-`, recording each Range asked for."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        server = self.server
-        data: bytes = server.data  # type: ignore[attr-defined]
-        rng = self.headers.get("Range")
-        server.ranges.append(rng)  # type: ignore[attr-defined]
-        server.headers_seen.append(dict(self.headers.items()))  # type: ignore[attr-defined]
-        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
-        if rng:
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.send_header("ETag", '"big-v1"')
-        self.end_headers()
-        chunk = 64 * 1024
-        try:
-            for offset in range(start, len(data), chunk):
-                self.wfile.write(data[offset : offset + chunk])
-                threading.Event().wait(0.01)  # about 6 MiB/s
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-@contextlib.contextmanager
-def slow_server(data: bytes):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowRangeHandler)
-    server.data = data  # type: ignore[attr-defined]
-    server.ranges = []  # type: ignore[attr-defined]
-    server.headers_seen = []  # type: ignore[attr-defined]
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-class Otatui:
-    """One `otatui run --headless` process; its JSON lines are collected as they arrive."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.config, self.env = config, env
-        self.events: list[dict[str, object]] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            OTATUI, "--config", str(self.config), "run", "--headless",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
-        )  # fmt: skip
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            self.events.append(json.loads(line))
-
-    async def wait_for(self, predicate, timeout: float = 30) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        async def find() -> dict[str, object]:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                assert self.proc is not None
-                if self.proc.returncode is not None:
-                    err = await self.proc.stderr.read() if self.proc.stderr else b""
-                    raise AssertionError(f"otatui exited {self.proc.returncode}: {err!r}")
-                await asyncio.sleep(0.05)
-
-        return await asyncio.wait_for(find(), timeout)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        code = await asyncio.wait_for(self.proc.wait(), 20)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, 5)
-        return code
 
 
 @pytest.mark.slow

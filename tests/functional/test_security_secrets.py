@@ -118,8 +118,7 @@ async def _scenario(root: Path, outcome: Outcome) -> None:
     assert fresh_token
     outcome.tokens = [*TOKENS.values(), REFUSED, fresh_token]
     outcome.texts["json lines"] = "\n".join(json.dumps(e) for e in otatui.events)
-    assert otatui.proc is not None and otatui.proc.stderr is not None
-    outcome.texts["otatui stderr (DEBUG log)"] = (await otatui.proc.stderr.read()).decode()
+    outcome.texts["otatui stderr (DEBUG log)"] = otatui.stderr.decode()
 
     async def command(name: str, argv: list[str]) -> None:
         proc = await asyncio.create_subprocess_exec(
