@@ -534,3 +534,16 @@ async def test_a_click_on_the_cursor_row_opens_the_device() -> None:
         await pilot.click("#fleet-table", offset=(20, 2))
         await pilot.pause()
         assert isinstance(app.screen, DeviceScreen) and app.screen.device_name == "gw-main"
+
+
+async def test_a_filter_longer_than_the_box_scrolls_to_its_end() -> None:
+    """The filter box repaints only itself per key (no screen layout) and still scrolls."""
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *("x" * 90), "y", "z")
+        await pilot.pause()
+        filt = app.screen.query_one("#fleet-filter", Input)
+        assert filt.value.endswith("xyz") and filt.scroll_offset.x > 0
+        assert "xxyz" in screen_text(app)
+        assert row_names(app) == []

@@ -180,3 +180,24 @@ def test_fit_cuts_with_an_ellipsis_and_blanks_control_characters() -> None:
     assert fit(Text("[bold]x[/]"), 20)[0].plain == "[bold]x[/]"
     wide, length = fit(Text("機器機器機器"), 7)
     assert length <= 7 and wide.plain.endswith("…")
+
+
+async def test_the_scroll_bar_follows_the_row_count() -> None:
+    app = TableApp(100)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        assert app.table.show_vertical_scrollbar
+        await pilot.press("end")
+        await pilot.pause()
+        assert app.table.scroll_offset.y > 0
+        app.table.set_rows(["row-0001", "row-0002"])
+        await pilot.pause()
+        assert not app.table.show_vertical_scrollbar
+        assert app.table.scroll_offset.y == 0
+        assert [line.split()[:1] for line in lines(app)[1:4]] == [["row-0001"], ["row-0002"], []]
+        app.table.set_rows(list(app.values))
+        await pilot.pause()
+        assert app.table.show_vertical_scrollbar
+        await pilot.press("end")
+        await pilot.pause()
+        assert lines(app)[-1].split() == ["row-0099", "99"]

@@ -23,6 +23,7 @@ from otatui.tui.keys import bindings
 from otatui.tui.records import Category, DeviceView
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.widgets.chrome import ota_footer, ota_header
+from otatui.tui.widgets.filter_input import FilterInput
 from otatui.tui.widgets.row_table import Column, RowTable
 
 COLUMNS: tuple[Column, ...] = (
@@ -123,7 +124,9 @@ class FleetScreen(StateScreen):
 
     def compose(self) -> ComposeResult:
         yield ota_header("Fleet")
-        filt = Input(placeholder="filter: name, identity, version, status…", id="fleet-filter")
+        filt = FilterInput(
+            placeholder="filter: name, identity, version, status…", id="fleet-filter"
+        )
         filt.cursor_blink = not self.ota.frozen
         yield filt
         yield Static("", id="fleet-bar", markup=False)

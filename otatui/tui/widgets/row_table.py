@@ -293,8 +293,15 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _update_virtual_size(self) -> None:
+        """A new row count or width; the screen is laid out again only when a scroll bar
+        appears or goes (setting `virtual_size` would re-lay out and repaint the whole screen
+        on every filter key)."""
         width = sum(self._widths) + PAD * len(self._widths)
-        self.virtual_size = Size(width, len(self._rows) + 1)
+        size = Size(width, len(self._rows) + 1)
+        if size == self.virtual_size:
+            return
+        self.set_reactive(RowTable.virtual_size, size)
+        self._scroll_update(size)  # scroll bars (shown or not: a layout), scroll offsets
 
     def on_resize(self, event: events.Resize) -> None:
         self._relayout()
