@@ -375,7 +375,10 @@ async def test_cancel_during_install_reports_aborted_and_stops_the_link(
         connector.set_config_otau(
             "a0001", {"version": "2.2.0", "name": "s", "type": "FILE", "payload": "sensor.bin"}
         )
-        await wait_status(connector, "a0001", "2.2.0", "INSTALL")
+        # The push's first step: the link is inside its install (INSTALL alone is reported
+        # before the install task first runs, and a task cancelled before it runs never
+        # reaches the link).
+        await wait_status(connector, "a0001", "2.2.0", "INSTALL_STEP")
         fleet.cancel("sensor-1")
         await wait_status(connector, "a0001", "2.2.0", "INSTALL_ABORTED")
         await asyncio.wait_for(link.cancelled.wait(), 5)
