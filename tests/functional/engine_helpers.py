@@ -8,7 +8,7 @@ import http.server
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +90,7 @@ def sha(data: bytes) -> str:
 
 def write_config(
     path: Path,
-    connector: Connector,
+    connector: Connector | Mapping[str, object],
     devices: list[dict[str, object]],
     *,
     data_dir: Path,
@@ -99,27 +99,25 @@ def write_config(
     site: str = "test site",
     sections: str = "",
 ) -> Path:
-    """A site configuration: the connector, paths, `limits` and `sections` (more TOML tables,
-    e.g. `[lan]`), then one `[[devices]]` table per dict (values written as JSON literals)."""
-    lines = [
-        f"site = {json.dumps(site)}",
-        "[connector]",
-        f'url = "{connector.http_url}"',
-        f'mqtt_url = "{connector.mqtt_url}"',
-        "insecure = true",
-        "[paths]",
-        f'data_dir = "{data_dir}"',
-        f'cache_dir = "{cache_dir}"',
-        "[limits]",
-        limits,
-        sections,
-    ]
+    """A site configuration: the `[connector]` table (a local connector's URLs, insecure, or the
+    keys given), the paths, `limits` and `sections` (more TOML tables, e.g. `[lan]`), then one
+    `[[devices]]` table per dict. Values are written as JSON literals."""
+    table = (
+        connector
+        if isinstance(connector, Mapping)
+        else {"url": connector.http_url, "mqtt_url": connector.mqtt_url, "insecure": True}
+    )
+    lines = [f"site = {json.dumps(site)}", "[connector]", *_keys(table)]
+    lines += ["[paths]", f'data_dir = "{data_dir}"', f'cache_dir = "{cache_dir}"']
+    lines += ["[limits]", limits, sections]
     for device in devices:
-        lines.append("[[devices]]")
-        for key, value in device.items():
-            lines.append(f"{key} = {json.dumps(value)}")
+        lines += ["[[devices]]", *_keys(device)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _keys(table: Mapping[str, object]) -> list[str]:
+    return [f"{key} = {json.dumps(value)}" for key, value in table.items()]
 
 
 def site_config(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:

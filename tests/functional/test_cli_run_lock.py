@@ -10,22 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import write_config
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def test_a_second_engine_on_the_same_data_dir_exits_1_with_one_line(tmp_path: Path) -> None:
-    config = tmp_path / "site.toml"
-    config.write_text(
-        "[connector]\n"
-        'url = "http://127.0.0.1:9"\n'  # nothing listens: the engine keeps retrying
-        "insecure = true\n"
-        "[paths]\n"
-        f'data_dir = "{tmp_path / "data"}"\n'
-        f'cache_dir = "{tmp_path / "cache"}"\n'
-        "[[devices]]\n"
-        'name = "gw"\nidentity = "gw1"\ntoken = "t0k3n-not-shown-anywhere"\n'
-        'protocol = "http"\nrole = "agent"\ninstall_command = ["true"]\n'
+    device = {"name": "gw", "identity": "gw1", "token": "t0k3n-not-shown-anywhere",
+              "protocol": "http", "role": "agent", "install_command": ["true"]}  # fmt: skip
+    config = write_config(
+        tmp_path / "site.toml",
+        {"url": "http://127.0.0.1:9", "insecure": True},  # nothing listens: it keeps retrying
+        [device],
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        limits="",
     )
     command = [sys.executable, "-m", "otatui.cli", "--config", str(config), "run", "--headless"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

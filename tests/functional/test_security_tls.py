@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import TOKENS, sha, wait_status
+from engine_helpers import TOKENS, sha, wait_status, write_config
 from fault_helpers import eventually, fault_agent, make_ca, running_fleet
 
 from otatui.connector import Connector
@@ -30,20 +30,20 @@ AGENTS = {"mqtt-gw": ("a0001", "mqtt"), "http-gw": ("a0002", "http")}
 
 def tls_config(path: Path, connector: Connector, ca_file: Path | None, **connector_keys: object):
     """A config pointing at the connector's TLS listeners (by host name: SNI and the SAN)."""
-    https = f"https://localhost:{connector.ports['https']}"
-    mqtts = f"mqtts://localhost:{connector.ports['mqtts']}"
-    lines = ["[connector]", f'url = "{https}"', f'mqtt_url = "{mqtts}"']
+    table: dict[str, object] = {
+        "url": f"https://localhost:{connector.ports['https']}",
+        "mqtt_url": f"mqtts://localhost:{connector.ports['mqtts']}",
+    }
     if ca_file is not None:
-        lines.append(f'ca_file = "{ca_file}"')
-    lines += [f"{k} = {json.dumps(v)}" for k, v in connector_keys.items()]
-    lines += ["[paths]", f'data_dir = "{path.parent / "data"}"']
-    lines += [f'cache_dir = "{path.parent / "cache"}"', "[limits]", "progress_interval = 0.2"]
-    for name, (identity, protocol) in AGENTS.items():
-        lines.append("[[devices]]")
-        device = fault_agent(name, identity, protocol, path.parent / "records" / name)
-        lines += [f"{k} = {json.dumps(v)}" for k, v in device.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        table["ca_file"] = str(ca_file)
+    table.update(connector_keys)
+    devices = [
+        fault_agent(name, identity, protocol, path.parent / "records" / name)
+        for name, (identity, protocol) in AGENTS.items()
+    ]
+    return write_config(
+        path, table, devices, data_dir=path.parent / "data", cache_dir=path.parent / "cache"
+    )
 
 
 @pytest.fixture(scope="module")
