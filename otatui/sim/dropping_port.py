@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 
 from otatui.links.byte_port import BytePort, LinkError, PortClosed
+from otatui.sim.pass_through_port import PassThroughPort
 
 
-class DroppingPort:
+class DroppingPort(PassThroughPort):
     """Passes everything through until `drop_after` bytes were read, then closes the port under
     it (the host sees the device go away, like a cable pulled out) and raises PortClosed."""
 
     def __init__(self, inner: BytePort, drop_after: int) -> None:
         if drop_after < 0:
             raise ValueError("drop_after must be 0 or more bytes")
-        self.inner = inner
+        super().__init__(inner)
         self.left = drop_after
         self.dropped = False
 
@@ -46,9 +47,3 @@ class DroppingPort:
         if self.dropped:
             raise PortClosed("the simulated device dropped the link")
         await self.inner.write(data)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

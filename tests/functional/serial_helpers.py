@@ -26,6 +26,7 @@ from otatui.links.link import (
 )
 from otatui.links.serial import SerialTimeouts
 from otatui.otau.manifest import Manifest, parse_manifest
+from otatui.sim.pass_through_port import PassThroughPort
 from otatui.sim.serial_device import SerialDevice
 
 FAST = SerialTimeouts(
@@ -78,12 +79,12 @@ class SimOnPty:
         return [text for k, text in self.trace if k == kind]
 
 
-class MutePort:
+class MutePort(PassThroughPort):
     """A port that goes deaf and dumb after `after` bytes were read: reads wait, writes are lost
     (a device that hangs with its port still open)."""
 
     def __init__(self, inner: BytePort, after: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.left = after
 
     @property
@@ -108,12 +109,6 @@ class MutePort:
     async def write(self, data: bytes) -> None:
         if not self.mute:
             await self.inner.write(data)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @contextlib.asynccontextmanager

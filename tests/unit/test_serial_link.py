@@ -24,6 +24,7 @@ from otatui.links.link import (
 )
 from otatui.links.serial import SerialLink, SerialTimeouts
 from otatui.otau.manifest import Manifest, parse_manifest
+from otatui.sim.pass_through_port import PassThroughPort
 
 T = SerialTimeouts(
     hello=0.2,
@@ -455,31 +456,19 @@ async def test_each_report_carries_the_time_of_its_frame(tmp_path: Path) -> None
     assert reports == [("INIT", 1764252000.25), ("TEST", None), ("INSTALLED_VERSION", 1764252009)]
 
 
-class StuckWrites:
+class StuckWrites(PassThroughPort):
     """The host's port once the device stopped reading it (a pty whose buffer is full): after
     `ok` writes, a write never completes."""
 
     def __init__(self, inner: BytePort, ok: int) -> None:
-        self.inner, self.ok = inner, ok
-        self.name = "stuck port"
+        super().__init__(inner)
+        self.ok = ok
 
     async def write(self, data: bytes) -> None:
         if self.ok <= 0:
             await asyncio.Event().wait()
         self.ok -= 1
         await self.inner.write(data)
-
-    async def read(self, size: int, timeout: float) -> bytes:
-        return await self.inner.read(size, timeout)
-
-    async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:
-        return await self.inner.readline(timeout, limit)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def stuck_link(host: BytePort, ok: int) -> SerialLink:
