@@ -14,10 +14,10 @@ The time of a round runs from starting ``rz`` until ``rz`` exits, so both sides 
 own fixed delays (about 1 s before its first "C", 1 s of silence it waits for after an EOT,
 1 s before asking for the next file). The received file is compared with the sent one. A
 round that has not finished after ``--cap-s`` seconds is stopped and its rate is taken from
-the bytes rz had written by then (rz buffers up to 128 KiB, so it is a slight under-estimate);
-such rounds are marked ``capped``. Prints MiB/s (medians) for both and the ratio (goal ≥ 0.9),
-and, for reference, otatui's sender into otatui's receiver (a child process on the pty slave,
-its Python start-up included in the time), which has no such flush.
+the bytes rz had written by then or, when larger, what sz reports as sent and acknowledged (rz
+writes in 128 KiB chunks); such rounds are marked ``capped``. Prints MiB/s (medians) for both
+and the ratio (goal ≥ 0.9), and, for reference, otatui's sender into otatui's receiver (a child
+process on the pty slave, its Python start-up included in the time), which has no such flush.
 
 Why ``sz`` is slow here: after each ACK, ``rz`` flushes its input (TCIFLUSH); a block written
 in that window is lost and costs rz's 5-13 s timeout. ``sz`` answers an ACK within tens of
@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -113,8 +114,16 @@ def run_sz(src: Path, work: Path, sz_args: Sequence[str], cap_s: float) -> Round
         seconds = time.monotonic() - start
         _stop(sz, rz)
     result = _result(src, out, seconds, capped, src.stat().st_size)
+    if capped:  # rz writes in 128 KiB chunks: sz's own count of acknowledged data is finer
+        result.received = max(result.received, _sz_acknowledged(work / "sz.err"))
     shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def _sz_acknowledged(err: Path) -> int:
+    """Bytes sz reports as sent and acknowledged ("Ymodem sectors/kbytes sent: 3076/384k")."""
+    counts = re.findall(r"kbytes sent:\s*\d+/\s*(\d+)k", err.read_text(errors="replace"))
+    return int(counts[-1]) * 1024 if counts else 0
 
 
 def run_ours(src: Path, work: Path, pace: float, cap_s: float) -> Round:
