@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from otatui.connector import Connector
 from otatui.connector import mqtt_codec as codec
 
 
@@ -39,6 +40,19 @@ def self_signed(
 def make_cert(directory: Path) -> tuple[Path, Path]:
     """A self-signed server certificate for 127.0.0.1/localhost (it is its own CA)."""
     return self_signed(directory, "localhost", stem="cert", alt_names="IP:127.0.0.1,DNS:localhost")
+
+
+def tls_connector(cert: tuple[Path, Path], **options: Any) -> Connector:
+    """A connector listening only on HTTPS and MQTTS (free ports), with this certificate/key."""
+    return Connector(
+        http_port=None,
+        mqtt_port=None,
+        https_port=0,
+        mqtts_port=0,
+        tls_cert=cert[0],
+        tls_key=cert[1],
+        **options,
+    )
 
 
 class PahoDevice:

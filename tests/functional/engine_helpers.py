@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from otatui.connector import Connector, Report
 
@@ -120,14 +121,21 @@ def _keys(table: Mapping[str, object]) -> list[str]:
     return [f"{key} = {json.dumps(value)}" for key, value in table.items()]
 
 
-def site_config(tmp_path: Path, connector: Connector, devices: list[dict[str, object]]) -> Path:
-    """`write_config` into tmp_path/site.toml, with data and cache folders under tmp_path."""
+def site_config(
+    tmp_path: Path,
+    connector: Connector | Mapping[str, object],
+    devices: list[dict[str, object]],
+    **options: Any,
+) -> Path:
+    """`write_config` into tmp_path/site.toml, with data and cache folders under tmp_path;
+    `options` are write_config's (limits, site, sections)."""
     return write_config(
         tmp_path / "site.toml",
         connector,
         devices,
         data_dir=tmp_path / "data",
         cache_dir=tmp_path / "cache",
+        **options,
     )
 
 

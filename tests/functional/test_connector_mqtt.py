@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from connector_helpers import PahoDevice, RawMqtt, make_cert
+from connector_helpers import PahoDevice, RawMqtt, make_cert, tls_connector
 
 from otatui.connector import Connector
 from otatui.connector import mqtt_codec as codec
@@ -288,16 +288,9 @@ async def test_a_thousand_devices_connected_at_once(connector: Connector):
 
 
 async def test_tls_listeners_for_http_and_mqtt(tmp_path: Path):
-    cert, key = make_cert(tmp_path)
-    async with Connector(
-        devices=[("dev1", TOKEN)],
-        http_port=None,
-        mqtt_port=None,
-        https_port=0,
-        mqtts_port=0,
-        tls_cert=cert,
-        tls_key=key,
-    ) as c:
+    pair = make_cert(tmp_path)
+    cert = pair[0]
+    async with tls_connector(pair, devices=[("dev1", TOKEN)]) as c:
         assert "http" not in c.ports and c.https_url.startswith("https://127.0.0.1:")
         async with httpx.AsyncClient(
             base_url=c.https_url, verify=ssl.create_default_context(cafile=cert)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import ExternalServer, sha, statuses, wait_status, write_config
+from engine_helpers import ExternalServer, sha, site_config, statuses, wait_status
 from lan_helpers import CLOUD_TOKEN, ID, files_containing, lan_device, running
 from relay_helpers import assert_linear, relayed_value, update_flow
 
@@ -44,12 +44,10 @@ def external(tmp_path: Path) -> Iterator[ExternalServer]:
 def bridge_config(tmp_path: Path, cloud: Connector, protocol: str) -> Path:
     device = {"name": "sensor-2", "identity": ID, "token": CLOUD_TOKEN, "protocol": protocol,
               "role": "bridge", "link": "lan", "installed_version": "1.0.0"}  # fmt: skip
-    return write_config(
-        tmp_path / "site.toml",
+    return site_config(
+        tmp_path,
         cloud,
         [device],
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
         site="plant",
         sections='[lan]\nhost = "127.0.0.1"\nhttp_port = 0\nmqtt_port = 0',
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from connector_helpers import make_cert
+from connector_helpers import make_cert, tls_connector
 from engine_helpers import wait_status
 from lan_helpers import ID, lan_device, local_connector, otau_reports, running
 from wait_helpers import eventually
@@ -118,14 +118,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("protocol", ["mqtt", "http"])
 async def test_device_over_tls_activates_and_installs(tmp_path: Path, protocol: str) -> None:
     cert, key = make_cert(tmp_path)
-    connector = Connector(
-        http_port=None,
-        mqtt_port=None,
-        https_port=0,
-        mqtts_port=0,
-        tls_cert=cert,
-        tls_key=key,
-    )
+    connector = tls_connector((cert, key))
     await connector.start()
     try:
         connector.add_device(ID)

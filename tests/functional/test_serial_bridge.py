@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import statuses, wait_status, write_config
+from engine_helpers import site_config, statuses, wait_status
 from relay_helpers import assert_linear, device_frames, relayed_value, update_flow
 from serial_helpers import device_on_pty
 
@@ -31,12 +31,10 @@ def bridge_config(tmp_path: Path, cloud: Connector, port: str) -> Path:
     device = {"name": "sensor-1", "identity": ID, "token": TOKEN, "protocol": "mqtt",
               "role": "bridge", "link": f"serial:{port}?baud=115200",
               "installed_version": "1.0.0"}  # fmt: skip
-    return write_config(
-        tmp_path / "site.toml",
+    return site_config(
+        tmp_path,
         cloud,
         [device],
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "cache",
         limits="",
         site="plant",
     )
