@@ -134,7 +134,11 @@ class FleetScreen(StateScreen):
         yield ota_footer()
 
     def on_mount(self) -> None:
-        self.query_one("#fleet-filter", Input).display = False
+        filt = self.query_one("#fleet-filter", Input)
+        filt.display = False
+        # a watch runs as the key changes the value, so the rows follow in the same frame
+        # (an Input.Changed message would arrive after the box repainted: one frame later)
+        self.watch(filt, "value", self._filter_changed, init=False)
         self._widen(self.state.devices.values())
         self.rebuild()
         self.table.focus()
@@ -242,10 +246,10 @@ class FleetScreen(StateScreen):
         filt.display = True
         filt.focus()
 
-    @on(Input.Changed, "#fleet-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
-        self.rebuild()
+    def _filter_changed(self, value: str) -> None:
+        if value.strip() != self.filter_text:
+            self.filter_text = value.strip()
+            self.rebuild()
 
     @on(Input.Submitted, "#fleet-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
