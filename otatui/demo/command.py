@@ -129,8 +129,4 @@ def main(*, headless: bool, keep: bool, no_color: bool = False) -> int:
             for line in summary(outcomes):
                 print(line, file=sys.stderr)
             return 0 if outcomes and all(o.ok for o in outcomes) else 1
-        print(
-            "otatui demo: the terminal UI is not built yet; try 'otatui demo --headless'",
-            file=sys.stderr,
-        )
-        return 2
+        return asyncio.run(run_interactive(root, no_color=no_color))
