@@ -261,6 +261,7 @@ def run(
         "self_mib_s": statistics.median(r.mib_s() for r in own),
         "self_identical": all(r.identical for r in own),
         "pace": pace,
+        "loadavg_1min": round(os.getloadavg()[0], 2),  # the race with rz depends on the load
     }
 
 
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"  ratio otatui/sz      {result['ratio']:8.2f}x  (goal >= 0.9x)")
     print(f"  for reference, otatui into otatui's receiver: {result['self_mib_s']:.3f} MiB/s")
+    print(f"  load average (1 min) at the end: {result['loadavg_1min']}")
     return 0 if result["ours_identical"] and result["self_identical"] else 1
 
 
