@@ -8,6 +8,7 @@ SVGs). They are compared on Python 3.11 only (other versions lay text out differ
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -148,6 +150,11 @@ def frozen_app() -> tuple[OtaApp, FrozenBackend]:
     backend = app.backend
     assert isinstance(backend, FrozenBackend)
     return app, backend
+
+
+def screen_text(app: OtaApp) -> str:
+    """The picture's text (the SVG screenshot with its entities and non-breaking spaces)."""
+    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
 
 
 def table_rows(screen: Any, selector: str) -> list[list[str]]:
@@ -316,6 +323,68 @@ async def test_transfers_show_progress_and_update_in_place() -> None:
         await pilot.press("down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, DeviceScreen) and app.screen.device_name == "sensor-2"
+
+
+async def test_transfer_cells_from_a_manifest_are_never_markup_and_columns_widen() -> None:
+    """A file name like ``[bold]x[/]`` comes from a manifest: drawn as it is; a longer value
+    arriving in place widens its column instead of being cut."""
+    from otatui.engine.events import TransferFinished
+
+    app, backend = frozen_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_mode(pilot, "3")
+        screen = app.screen
+        assert isinstance(screen, TransfersScreen)
+        now = backend.now()
+        progress = dict(device="door-5", time=now, file="[bold]x[/]", index=0, count=1)
+        backend.publish(TransferProgress(**progress, done=1, total=9, rate=1.0))  # type: ignore[arg-type]
+        await pilot.pause(0.3)
+        table = screen.query_one("#transfers-table", DataTable)
+        eta_before = table.columns["eta"].content_width  # type: ignore[index]
+        backend.publish(TransferProgress(**progress, done=1, total=10**10, rate=1.0))  # type: ignore[arg-type]
+        await pilot.pause(0.3)
+        row = next(r for r in table_rows(screen, "#transfers-table") if r[1] == "door-5")
+        assert row[2] == "[bold]x[/]" and row[5] == "2777777h46m"
+        assert table.columns["eta"].content_width >= len("2777777h46m") > eta_before  # type: ignore[index]
+        shown = screen_text(app)
+        assert "[bold]x[/]" in shown and "2777777h46m" in shown
+        backend.publish(
+            TransferFinished(
+                device="door-5", time=now, file="[bold]x[/]", ok=False, message="[red]boom[/red]"
+            )
+        )
+        await pilot.pause(0.3)
+        assert "[red]boom[/red]" in screen_text(app)
+
+
+async def test_history_messages_and_screen_notices_are_never_markup() -> None:
+    app, backend = frozen_app()
+    async with app.run_test(size=(160, 40), notifications=True) as pilot:
+        await open_mode(pilot, "4")
+        screen = app.screen
+        assert isinstance(screen, HistoryScreen)
+        backend.publish(
+            ReportQueued(
+                device="door-5",
+                time=backend.now(),
+                outbox_id=77,
+                version="[i]4[/i]",
+                status="DOWNLOAD_STEP",
+                message="[bold]x[/]",
+            )
+        )
+        await pilot.pause(0.3)
+        table = screen.query_one("#history-table", DataTable)
+        cells = table.get_row_at(table.row_count - 1)
+        assert all(isinstance(c, Text) for c in cells)  # a str cell is read as markup
+        assert table_rows(screen, "#history-table")[-1][7] == "[bold]x[/]"
+        lines = screen_text(app).splitlines()
+        assert any(
+            "door-5" in line and "[i]4[/i]" in line and "[bold]x[/]" in line for line in lines
+        )
+        screen.notify("export failed: [bold]disk[/bold] full", severity="error")
+        await pilot.pause()
+        assert "[bold]disk[/bold]" in screen_text(app)
 
 
 # -- history --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -44,6 +45,19 @@ class StateScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         """Shown (again): draw the header and whatever changed while hidden."""
         self.ota.refresh_screen()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, but plain text by default (like `OtaApp.notify`): messages carry
+        paths, versions and errors that must never be read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def refresh_state(self) -> None:
         """Called after the app applied a batch of events (and once a second for clocks).

@@ -41,6 +41,7 @@ from otatui.tui.screens.history_cells import (
     row_cells,
     status_cell,
 )
+from otatui.tui.screens.table_cells import set_cell
 from otatui.tui.widgets.chrome import ota_footer, ota_header
 from otatui.tui.widgets.export_dialog import ExportChoice, ExportDialog, ExportFormat
 
@@ -220,7 +221,7 @@ class HistoryScreen(StateScreen):
             return True
         for key in delivered:
             e = self._unsent.pop(key)
-            self.table.update_cell(key, "cloud", cloud_cell(e, self.app.no_color))
+            set_cell(self.table, key, "cloud", cloud_cell(e, self.app.no_color))
         return False
 
     def _update_bar(self) -> None:

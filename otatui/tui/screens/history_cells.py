@@ -4,13 +4,13 @@ not yet confirmed by the connector ``unsent``; styles toned down under ``--no-co
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from rich.text import Text
 
 from otatui.tui.cells import tone
 from otatui.tui.history_filter import is_error
 from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
+from otatui.tui.screens.table_cells import texts
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "Time"),
@@ -57,15 +57,18 @@ def message_text(e: HistoryEntry) -> str:
 
 def row_cells(
     e: HistoryEntry, clock: Callable[[float], str], mono: bool = False
-) -> tuple[Any, ...]:
-    """The cells of one entry, in `COLUMNS` order."""
-    return (
-        clock(e.time),
-        e.device,
-        DIRECTION_WORDS.get(e.direction, e.direction),
-        e.version or "-",
-        status_cell(e, mono),
-        cloud_cell(e, mono),
-        e.source or "-",
-        message_text(e),
+) -> tuple[Text, ...]:
+    """The cells of one entry, in `COLUMNS` order (every one a `Text`: a message or a version
+    holding ``[...]`` is shown as it is, never read as markup)."""
+    return texts(
+        (
+            clock(e.time),
+            e.device,
+            DIRECTION_WORDS.get(e.direction, e.direction),
+            e.version or "-",
+            status_cell(e, mono),
+            cloud_cell(e, mono),
+            e.source or "-",
+            message_text(e),
+        )
     )

@@ -14,6 +14,7 @@ from otatui.otau.payload import PayloadSource
 from otatui.tui import cells
 from otatui.tui.catalogue import CacheState, ContentRow, ManifestGroup, PayloadEntry
 from otatui.tui.cells import tone
+from otatui.tui.screens.table_cells import texts
 
 MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("now", "Now"),
@@ -44,18 +45,20 @@ def cache_cell(state: CacheState, files: int, mono: bool = False) -> Text:
     return Text(f"{state.marker} {state.value}", style=tone(style, mono))
 
 
-def group_cells(g: ManifestGroup, mono: bool = False) -> tuple[Any, ...]:
+def group_cells(g: ManifestGroup, mono: bool = False) -> tuple[Text, ...]:
     name = g.name if g.valid else "!! invalid"
     if len(name) > NAME_CHARS:
         name = name[: NAME_CHARS - 1] + "…"
-    return (
-        Text("now", style="bold") if g.current else Text("past", style="dim"),
-        g.version,
-        Text(name, style="" if g.valid else tone("bold red", mono)),
-        cache_cell(g.cache, len(g.items), mono),
-        str(len(g.items)) + (" !" if g.unpinned else ""),
-        devices_cell(g, mono),
-        g.type or "-",
+    return texts(
+        (
+            Text("now", style="bold") if g.current else Text("past", style="dim"),
+            g.version,
+            Text(name, style="" if g.valid else tone("bold red", mono)),
+            cache_cell(g.cache, len(g.items), mono),
+            str(len(g.items)) + (" !" if g.unpinned else ""),
+            devices_cell(g, mono),
+            g.type or "-",
+        )
     )
 
 
@@ -133,18 +136,20 @@ def group_detail(g: ManifestGroup, clock: Any, mono: bool = False) -> Text:
     return Text("\n").join(parts)
 
 
-def content_cells(row: ContentRow, clock: Any, mono: bool = False) -> tuple[Any, ...]:
+def content_cells(row: ContentRow, clock: Any, mono: bool = False) -> tuple[Text, ...]:
     description: Text | str = row.description
     if row.error:
         description = Text(f"!! {row.error}", style=tone("bold red", mono))
-    return (
-        Text("PKG", style="bold") if row.package else "-",
-        row.content_id,
-        cells.size(row.size) if row.size is not None else "?",
-        ", ".join(row.used_by) or "-",
-        description,
-        row.content_type or "?",
-        clock(row.updated) if row.updated is not None else "?",
+    return texts(
+        (
+            Text("PKG", style="bold") if row.package else "-",
+            row.content_id,
+            cells.size(row.size) if row.size is not None else "?",
+            ", ".join(row.used_by) or "-",
+            description,
+            row.content_type or "?",
+            clock(row.updated) if row.updated is not None else "?",
+        )
     )
 
 

@@ -21,6 +21,7 @@ from otatui.tui.catalogue import TransferRow, TransferState, transfer_rows
 from otatui.tui.cells import tone
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.catalogue_keys import catalogue_bindings
+from otatui.tui.screens.table_cells import set_cell, texts
 from otatui.tui.widgets.chrome import ota_footer, ota_header
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -49,8 +50,9 @@ def bytes_text(row: TransferRow) -> str:
     return f"{cells.size(row.done)} / {cells.size(row.total)}"
 
 
-def row_cells(row: TransferRow, now: float, mono: bool = False) -> tuple[Any, ...]:
-    """The cells of one transfer, in `COLUMNS` order."""
+def row_cells(row: TransferRow, now: float, mono: bool = False) -> tuple[Text, ...]:
+    """The cells of one transfer, in `COLUMNS` order (every one a `Text`: a file name or a
+    message holding ``[...]`` is shown as it is, never read as markup)."""
     active = row.state is TransferState.ACTIVE
     message = row.message
     if not active:
@@ -59,16 +61,22 @@ def row_cells(row: TransferRow, now: float, mono: bool = False) -> tuple[Any, ..
     progress = cells.bar(row.fraction)
     if not progress:
         progress = "size not known" if active else "-"
-    return (
-        Text(f"{row.state.marker} {row.state.value}", style=tone(STATE_STYLES[row.state], mono)),
-        row.device,
-        row.file_text,
-        progress,
-        cells.rate(row.rate) if active else "-",
-        cells.duration(row.eta) if active else "-",
-        bytes_text(row),
-        DIRECTION_WORDS.get(row.direction, row.direction),
-        Text(message, style=tone("bold red", mono) if row.state is TransferState.FAILED else ""),
+    return texts(
+        (
+            Text(
+                f"{row.state.marker} {row.state.value}", style=tone(STATE_STYLES[row.state], mono)
+            ),
+            row.device,
+            row.file_text,
+            progress,
+            cells.rate(row.rate) if active else "-",
+            cells.duration(row.eta) if active else "-",
+            bytes_text(row),
+            DIRECTION_WORDS.get(row.direction, row.direction),
+            Text(
+                message, style=tone("bold red", mono) if row.state is TransferState.FAILED else ""
+            ),
+        )
     )
 
 
@@ -90,8 +98,8 @@ def summary(rows: list[TransferRow], show_finished: bool) -> str:
     return text
 
 
-def _plain(values: tuple[Any, ...]) -> tuple[str, ...]:
-    return tuple(v.plain if isinstance(v, Text) else str(v) for v in values)
+def _plain(values: tuple[Text, ...]) -> tuple[str, ...]:
+    return tuple(v.plain for v in values)
 
 
 class TransfersScreen(StateScreen):
@@ -170,7 +178,7 @@ class TransfersScreen(StateScreen):
                     COLUMNS, cells_now, plain, before, strict=True
                 ):
                     if new != old:
-                        table.update_cell(key, column, value)
+                        set_cell(table, key, column, value)
                 self._shown[key] = plain
         else:
             selected = self.selected_key()
