@@ -40,12 +40,25 @@ class DemoRun:
 
 
 @contextlib.asynccontextmanager
-async def demo_site(root: Path, *, pace: float, step_delay: float) -> AsyncIterator[DemoRun]:
-    """The running demo site (connector, vendor server, simulated devices), stopped on exit."""
-    simulated = Simulated(root / "devices", step_delay=step_delay)
+async def demo_site(
+    root: Path, *, pace: float, step_delay: float, lifelike: bool = False
+) -> AsyncIterator[DemoRun]:
+    """The running demo site (connector, vendor server, simulated devices), stopped on exit.
+
+    `lifelike`: the vendor's host serves at 768 KiB/s and the serial sensor's line runs at
+    115200 baud, so that a watching human sees downloads and pushes progress."""
+    simulated = Simulated(
+        root / "devices", step_delay=step_delay, baud=115_200 if lifelike else None
+    )
     devices = tuple(d for d in DEVICES if simulated.supports(d))
     lan = (free_port(), free_port()) if any(d.link == "lan" for d in devices) else None
-    site = DemoSite(root, devices=devices, step_delay=step_delay, lan_ports=lan)
+    site = DemoSite(
+        root,
+        devices=devices,
+        step_delay=step_delay,
+        lan_ports=lan,
+        vendor_rate=768 * 1024 if lifelike else None,
+    )
     try:
         site.links.update(await simulated.prepare(devices, lan))
         config = await site.start()
@@ -97,7 +110,7 @@ async def run_interactive(root: Path, *, no_color: bool, pace: float = 2.0) -> i
     """Play the demo at a human pace under the TUI until the technician quits."""
     from otatui.tui.launch import run_tui_async
 
-    async with demo_site(root, pace=pace, step_delay=0.4) as demo:
+    async with demo_site(root, pace=pace, step_delay=0.4, lifelike=True) as demo:
         play = asyncio.create_task(demo.player.play(), name="demo script")
         try:
             return await run_tui_async(demo.config, no_color=no_color)

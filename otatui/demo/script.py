@@ -51,7 +51,7 @@ class DemoDevice:
     simulated: bool = False  # a simulated device of its own (monitor target, bridged device)
 
 
-FIRMWARE = PayloadFile("gateway-2.1.0.bin", 3 * 1024 * 1024)
+FIRMWARE = PayloadFile("gateway-2.1.0.bin", 3 * 1024 * 1024, external=True)
 NOTES = PayloadFile("release-notes.txt", 2_000)
 VENDOR = PayloadFile("modem-fw-7.4.bin", 512 * 1024, external=True)
 PUMP = PayloadFile("pump-2.1.0.bin", 1536 * 1024)
@@ -68,7 +68,7 @@ DEVICES: tuple[DemoDevice, ...] = (
         "agent",
         offers=(Offer(1.0, "2.1.0", (FIRMWARE, NOTES, VENDOR), "gateway firmware"),),
         expect=("2.1.0", INSTALLED),
-        note="MQTT agent: connector content + a file from the vendor's host",
+        note="MQTT agent: files from the vendor's host and the connector's content area",
     ),
     DemoDevice(
         "pump-07",
@@ -158,6 +158,16 @@ DEVICES: tuple[DemoDevice, ...] = (
         expect=("2.1.0", INSTALLED),
         note="offline sensor on the plant LAN",
         simulated=True,
+    ),
+    DemoDevice(
+        "press-13",
+        "demo-press-13",
+        "mqtt",
+        "agent",
+        installed_version="3.2.0",
+        apply="confirm",
+        offers=(Offer(9.0, "3.3.0", (PayloadFile("press-3.3.0.bin", 256 * 1024),), "press"),),
+        note="waits for the technician to apply its update (a, then y)",
     ),
     DemoDevice(
         "lamp-10",

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from otatui.demo.script import DemoDevice
-from otatui.links.byte_port import FdPort
+from otatui.links.byte_port import BytePort, FdPort
 from otatui.otau.progress import ProgressPolicy
 from otatui.sim.lan_device import LanDevice
+from otatui.sim.pass_through_port import PassThroughPort
 from otatui.sim.pty_pair import PtyPair
 from otatui.sim.serial_device import SerialDevice
 
@@ -32,6 +33,25 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 LIVELY = ProgressPolicy(min_interval=0.5, min_percent=10)
+
+
+class SerialLine(PassThroughPort):
+    """The device end of a serial line at `baud` (8N1: 10 bits a byte): what the device reads
+    arrives no faster than the line carries it, as on a real cable."""
+
+    def __init__(self, inner: BytePort, baud: int) -> None:
+        super().__init__(inner)
+        self.baud = baud
+
+    async def read(self, size: int, timeout: float) -> bytes:  # noqa: ASYNC109 (BytePort API)
+        data = await self.inner.read(size, timeout)
+        await asyncio.sleep(len(data) * 10 / self.baud)
+        return data
+
+    async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:  # noqa: ASYNC109
+        line = await self.inner.readline(timeout, limit)
+        await asyncio.sleep(len(line or b"") * 10 / self.baud)
+        return line
 
 
 def free_port() -> int:
@@ -44,9 +64,10 @@ def free_port() -> int:
 class Simulated:
     """Starts and stops the simulated devices of the demo."""
 
-    def __init__(self, root: Path, *, step_delay: float) -> None:
+    def __init__(self, root: Path, *, step_delay: float, baud: int | None = None) -> None:
         self.root = root
         self.step_delay = step_delay
+        self.baud = baud  # the serial sensor's line speed (None: as fast as the pty goes)
         self._tasks: list[asyncio.Task[None]] = []
         self._ptys: dict[str, PtyPair] = {}  # identity -> the pty its bridge opens
         self._lan: tuple[int, int] | None = None
@@ -103,6 +124,7 @@ class Simulated:
                         ),
                         pty,
                         f"{device.name} pty",
+                        self.baud,
                     ),
                 )
             elif device.link == "lan" and self._lan is not None:
@@ -138,10 +160,13 @@ class Simulated:
         self._ptys.clear()
 
 
-async def _serve_forever(make: Callable[[FdPort], SerialDevice], pty: PtyPair, name: str) -> None:
+async def _serve_forever(
+    make: Callable[[BytePort], SerialDevice], pty: PtyPair, name: str, baud: int | None = None
+) -> None:
     """The serial device serves the pty's master push after push. Its `run` ends only when its
     port fails (our copy of the slave keeps the line up between pushes); a new device (on the
-    state it saved) then serves a new port on the same master."""
+    state it saved) then serves a new port on the same master. With `baud`, at that line speed."""
     while True:
-        await make(FdPort(pty.master, name=name, owns_fd=False)).run()
+        port: BytePort = FdPort(pty.master, name=name, owns_fd=False)
+        await make(port if baud is None else SerialLine(port, baud)).run()
         await asyncio.sleep(0.2)

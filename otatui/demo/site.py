@@ -15,7 +15,9 @@ import random
 import secrets
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from otatui.config import Config, load_config
 from otatui.connector import Connector
@@ -38,18 +40,40 @@ print("installed", os.environ["OTATUI_VERSION"], flush=True)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    rate: int | None = None  # bytes per second, like a far-away host (None: as fast as it goes)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        if self.rate is None:
+            super().copyfile(source, outputfile)
+            return
+        chunk = max(1024, self.rate // 20)
+        while data := source.read(chunk):
+            outputfile.write(data)
+            time.sleep(len(data) / self.rate)
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-file (a cancelled or resumed download) is no error to
+        print: the demo's screen is the terminal."""
+
 
 class VendorServer:
-    """A plain HTTP server on 127.0.0.1 standing in for a vendor's download host."""
+    """A plain HTTP server on 127.0.0.1 standing in for a vendor's download host; `rate` limits
+    its speed (bytes per second) so that a watching human sees the progress."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, rate: int | None = None) -> None:
+        limited = type("VendorHandler", (_Quiet,), {"rate": rate})
+
         def handler(*args: object, **kwargs: object) -> _Quiet:
-            return _Quiet(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+            return limited(*args, directory=str(root), **kwargs)  # type: ignore[no-any-return]
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -75,6 +99,7 @@ class DemoSite:
         devices: tuple[DemoDevice, ...] = DEVICES,
         step_delay: float = 0.4,
         lan_ports: tuple[int, int] | None = None,
+        vendor_rate: int | None = None,
     ) -> None:
         self.root = root
         self.devices = devices
@@ -85,7 +110,7 @@ class DemoSite:
             devices=[(d.identity, self.tokens[d.identity]) for d in devices],
             data_dir=root / "connector",
         )
-        self.vendor = VendorServer(self.files_dir / "vendor")
+        self.vendor = VendorServer(self.files_dir / "vendor", rate=vendor_rate)
         self.lan_ports = lan_ports
         self.config_file = root / "otatui.toml"
         self.links: dict[str, str] = {}  # bridge identity -> its link ("lan", "serial:<pty>")
@@ -207,6 +232,7 @@ class DemoSite:
             values["install_timeout"] = 60
         if device.role == "bridge":
             values["link"] = self.links[device.identity]
+        if device.apply != "auto":
             values["apply"] = device.apply
         return [f"{key} = {json.dumps(value)}" for key, value in values.items()]
 
