@@ -84,9 +84,10 @@ class VendorServer:
         return f"http://127.0.0.1:{self.port}/{name}"
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
+            self._server.shutdown()
+            self._thread.join(5)
         self._server.server_close()
-        self._thread.join(5)
 
 
 class DemoSite:
