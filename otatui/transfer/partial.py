@@ -114,6 +114,9 @@ class PartialFile:
             await self._wait()
         except BaseException:
             pump.stop()
+            # Nobody awaits ``landed`` any more: cancelled, it never takes the pump's outcome
+            # (no "Future exception was never retrieved" later); close() waits for the pump.
+            landed.cancel()
             raise
         finally:
             if landed.done() and not landed.cancelled():

@@ -98,7 +98,11 @@ class BodyPump:
         """How many bytes went through the O_DIRECT descriptor (for tests and benchmarks)."""
 
     def stop(self) -> None:
-        """Finish soon, keeping every byte received so far. Thread-safe."""
+        """Finish soon, keeping every byte received so far. Thread-safe.
+
+        :meth:`run` then returns normally (the body's error from the cut is not one), unless
+        a write failed.
+        """
         self._stop.set()
         self._body.abort()
 
@@ -143,7 +147,12 @@ class BodyPump:
                 with memoryview(buf) as view:
                     deadline = time.monotonic() + HANDOFF_S
                     while filled < target and not self._stop.is_set():
-                        n = self._body.readinto(view[filled:target])
+                        try:
+                            n = self._body.readinto(view[filled:target])
+                        except Exception:
+                            if not self._stop.is_set():
+                                raise
+                            n = 0  # the cut :meth:`stop` asked for, not a network error
                         if n == 0:
                             ended = True
                             break

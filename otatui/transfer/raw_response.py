@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import threading
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class RawResponse:
         )
         self._sock = sock
         self._conn = conn
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._closing = False
+        self._closed = False
         self._pending = memoryview(b"")
         self._chunked = False
         self._remaining: int | None = None  # None: until the server closes
@@ -65,8 +70,28 @@ class RawResponse:
         """Up to ``len(view)`` body bytes into ``view``; 0 at the end of the body.
 
         A connection closed before ``Content-Length`` bytes is also 0 (the caller compares the
-        count with what it expected); a chunked body cut short raises ``RemoteProtocolError``.
+        count with what it expected); a chunked body cut short raises ``RemoteProtocolError``;
+        after :meth:`close`, ``ReadError``.
         """
+        with self._lock:
+            if self._closing:
+                raise httpx.ReadError("the download was stopped")
+            self._readers += 1
+        try:
+            return self._readinto(view)
+        finally:
+            if self._leave():  # a close() came while this thread was reading: ours to close
+                self._sock.close()
+
+    def _leave(self) -> bool:
+        """One reader less; True when the socket is to be closed now (by the caller)."""
+        with self._lock:
+            self._readers -= 1
+            last = self._closing and self._readers == 0 and not self._closed
+            self._closed = self._closed or last
+            return last
+
+    def _readinto(self, view: memoryview) -> int:
         if not view:
             return 0
         if self._pending:
@@ -88,13 +113,28 @@ class RawResponse:
 
     def abort(self) -> None:
         """Wake a ``readinto`` blocked in another thread (it then ends or raises). Thread-safe."""
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):
+            if self._closed:  # its descriptor number may already belong to another file
+                return
             # socket.socket's own shutdown, also for an SSLSocket: its override drops the TLS
             # object, which the reading thread may be using at this very moment.
             socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self._sock.close()
+        """Close the connection, once. Thread-safe: a ``readinto`` running in another thread is
+        woken (:meth:`abort`) and closes the socket itself when it returns, so the descriptor is
+        never closed under a reader (which would read "Bad file descriptor", or worse, a
+        descriptor number the system already gave to another file)."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            busy = self._readers > 0
+            self._closed = not busy
+        if busy:
+            self.abort()
+        else:
+            self._sock.close()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -110,7 +150,7 @@ class RawResponse:
                 self._conn.receive_data(bytes(data[:n]))
             elif isinstance(event, h11.Data):
                 self._pending = memoryview(event.data)
-                return self.readinto(view)
+                return self._readinto(view)
             else:  # EndOfMessage (or ConnectionClosed after it)
                 return 0
 

@@ -127,6 +127,32 @@ def test_raw_read_timeout_and_abort_from_another_thread():
         response.close()
 
 
+def test_raw_close_under_a_reader_wakes_it_and_closes_the_socket_once():
+    with canned(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", hold=True) as (url, _):
+        response = open_raw(httpx.URL(url + "/a"), {}, ssl_context=None, timeout=TIMEOUT)
+        sock = response._sock
+        got: list[int | BaseException] = []
+
+        def read() -> None:
+            try:
+                got.append(response.readinto(memoryview(bytearray(100))))
+            except BaseException as exc:
+                got.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        threading.Event().wait(0.1)  # the reader is blocked in recv_into
+        response.close()  # from another thread, as the event loop does on a cancel
+        reader.join(5)
+        assert not reader.is_alive()
+        assert got == [0]  # woken by the shutdown, never "Bad file descriptor"
+        assert sock.fileno() == -1  # closed by the reader once it left the socket
+        response.close()  # a second close does nothing
+        response.abort()  # nor does an abort after the close
+        with pytest.raises(httpx.ReadError, match="stopped"):
+            response.readinto(memoryview(bytearray(10)))
+
+
 def test_raw_https_needs_a_tls_context_and_proxies_keep_the_client(
     monkeypatch: pytest.MonkeyPatch,
 ):

@@ -128,6 +128,43 @@ def test_pump_stop_keeps_everything_received(part: tuple[Path, int]):
     assert digest.hexdigest() == hashlib.sha256(data[:700_000]).hexdigest()
 
 
+class ErrorOnAbortBody(ScriptedBody):
+    """A stalled body whose wake-up is an error, as a socket shut down under its reader is."""
+
+    def readinto(self, view: memoryview) -> int:
+        n = super().readinto(view)
+        if self.aborted.is_set():
+            raise httpx.ReadError("Bad file descriptor")
+        return n
+
+
+def test_pump_stop_is_not_an_error_even_when_the_body_raises_on_the_cut(part: tuple[Path, int]):
+    path, fd = part
+    data = random.Random(6).randbytes(2 * MiB)
+    body = ErrorOnAbortBody(data, cut=600_000)
+    pump, digest = pump_into(path, fd, body)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pump.run()
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    for _ in range(1000):
+        if pump.received == 600_000:
+            break
+        threading.Event().wait(0.005)
+    pump.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert raised == []  # the cut was asked for: nothing for the caller to retrieve or print
+    assert pump.written == 600_000 == path.stat().st_size
+    assert digest.hexdigest() == hashlib.sha256(data[:600_000]).hexdigest()
+
+
 def test_pump_disk_full_leaves_file_and_hash_in_step(part: tuple[Path, int]):
     path, fd = part
     small_disk = disk_with_room(2_345_678)
