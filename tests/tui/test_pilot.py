@@ -547,3 +547,13 @@ async def test_a_filter_longer_than_the_box_scrolls_to_its_end() -> None:
         assert filt.value.endswith("xyz") and filt.scroll_offset.x > 0
         assert "xxyz" in screen_text(app)
         assert row_names(app) == []
+
+
+async def test_the_long_lived_objects_are_kept_out_of_full_collections_while_open() -> None:
+    import gc
+
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert gc.get_freeze_count() > 0  # the app, its screens and the seeded state
+    assert gc.get_freeze_count() == 0  # collectable again once the app is gone
