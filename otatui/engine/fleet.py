@@ -37,7 +37,14 @@ from otatui.engine.outbox import BACKLOG_AGE_S, ReadCurrent
 from otatui.engine.session import Session, SessionOptions
 from otatui.links.link import Link
 from otatui.murano.backoff import Backoff
-from otatui.murano.channel import Channel, ChannelError, ChannelState, LinkState, StateCallback
+from otatui.murano.channel import (
+    AuthError,
+    Channel,
+    ChannelError,
+    ChannelState,
+    LinkState,
+    StateCallback,
+)
 from otatui.murano.http import HttpChannel, device_api_client
 from otatui.murano.mqtt import MqttChannel
 from otatui.murano.provisioning import ProvisioningError, activate
@@ -57,11 +64,14 @@ class StateRelay:
     def __init__(self) -> None:
         self.target: StateCallback | None = None
         self.last: ChannelState | None = None
+        self.shown: ChannelState | None = None
+        """The last state handed to the target (published as a `ConnectionChanged`)."""
 
     def __call__(self, state: ChannelState) -> None:
         self.last = state
         if self.target is not None:
             self.target(state)
+            self.shown = state
 
 
 @dataclass
@@ -184,9 +194,9 @@ class Fleet:
     async def _run_device(self, name: str) -> None:
         handle = self.devices[name]
         device = handle.config
+        relay = StateRelay()
         try:
             token = await self._token(device)
-            relay = StateRelay()
             if device.role == "monitor":
                 handle.monitor = Monitor(
                     name=name,
@@ -228,16 +238,28 @@ class Fleet:
             relay.target = session.on_channel_state
             await session.run()
         except (ChannelError, TokenError, ValueError) as exc:
-            handle.error = str(exc)
-            self.bus.publish(SessionError(device=name, message=str(exc)))
-            self.bus.publish(
-                ConnectionChanged(
-                    device=name,
-                    protocol=device.protocol,
-                    state=LinkState.STOPPED.value,
-                    reason=str(exc),
-                )
+            self._ended(handle, exc, relay.shown)
+
+    def _ended(self, handle: DeviceHandle, exc: Exception, shown: ChannelState | None) -> None:
+        """A device's session ended on a final error: its last `ConnectionChanged` says how.
+
+        `auth_failed` when the connector refused the token (`AuthError`), else `stopped`. When
+        the channel itself already published that state with that reason (a refused token, as
+        the channel reports it), nothing more is published: the technician reads the reason
+        once, and the state that ended the device stays the last one.
+        """
+        reason = str(exc)
+        handle.error = reason
+        final = LinkState.AUTH_FAILED if isinstance(exc, AuthError) else LinkState.STOPPED
+        if shown is not None and shown.state is final and shown.reason == reason:
+            return
+        name = handle.config.name
+        self.bus.publish(SessionError(device=name, message=reason))
+        self.bus.publish(
+            ConnectionChanged(
+                device=name, protocol=handle.config.protocol, state=final.value, reason=reason
             )
+        )
 
     async def _token(self, device: DeviceConfig) -> str:
         if device.auth == "cert":

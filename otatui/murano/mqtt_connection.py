@@ -157,7 +157,7 @@ class MqttConnection:
         self.close()
         text = _CONNACK_TEXT.get(code, "refused")
         if code in AUTH_REFUSALS:
-            raise AuthError(f"{self.endpoint} refused the credentials (CONNACK {code}: {text})")
+            raise AuthError(f"{self.endpoint} refused the device token (CONNACK {code}: {text})")
         raise ChannelError(f"{self.endpoint} refused the connection (CONNACK {code}: {text})")
 
     async def publish(self, topic: str, payload: bytes, within: float) -> None:

@@ -116,7 +116,7 @@ async def test_bad_token_is_final_after_one_attempt(connector: Connector) -> Non
         assert ch.connects == 1
         assert [s.state for s in states] == [LinkState.CONNECTING, LinkState.AUTH_FAILED]
         assert "CONNACK 4" in states[-1].reason and WRONG not in states[-1].reason
-        with pytest.raises(AuthError, match="refused the credentials"):
+        with pytest.raises(AuthError, match="refused the device token"):
             async for _ in ch.values():
                 pass
         with pytest.raises(NotConnected):
