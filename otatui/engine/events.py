@@ -129,7 +129,12 @@ class PhaseChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransferProgress(Event):
-    """Bytes of one payload file (download or link push) so far."""
+    """Bytes of one payload file (download or link push) so far.
+
+    `resumed`: how many times this file's download continued with Range after a cut (a dropped
+    connection, or an earlier run stopped mid-file) in this job; `resumed_at`: the byte offset
+    the last of them continued from (None before any). A push reports 0 and None.
+    """
 
     kind: ClassVar[str] = "progress"
     file: str
@@ -139,6 +144,8 @@ class TransferProgress(Event):
     total: int | None
     rate: float  # bytes per second, smoothed
     direction: str = "download"  # "download" | "push"
+    resumed: int = 0
+    resumed_at: int | None = None
 
     @property
     def coalesce_key(self) -> Hashable | None:

@@ -155,6 +155,8 @@ class Jobs:
                             done=p.done,
                             total=p.total,
                             rate=p.rate_bytes_per_s,
+                            resumed=p.resumed,
+                            resumed_at=p.resumed_at,
                         )
                     )
                     if p.result is not None:

@@ -185,7 +185,15 @@ class Downloader:
             if task.cancelled():
                 raise DownloadError(f"{source.label}: download cancelled")
             cached = task.result()
-            yield Progress(cached.size, cached.size, flight.latest.rate_bytes_per_s, result=cached)
+            latest = flight.latest
+            yield Progress(
+                cached.size,
+                cached.size,
+                latest.rate_bytes_per_s,
+                result=cached,
+                resumed=latest.resumed,
+                resumed_at=latest.resumed_at,
+            )
         finally:
             flight.watchers -= 1
             if flight.watchers == 0 and not task.done():

@@ -96,6 +96,10 @@ class DownloadJob:
         self.opened = False
         self.finished = False
         self.discard = False
+        self.resumed = 0
+        """Times the transfer continued with Range after a cut (see :class:`Progress`)."""
+        self.resumed_at: int | None = None
+        self.after_cut = True  # a partial file from an earlier run was cut too
         now = time.monotonic()
         self.meter = RateMeter(now, 0)
         self.next_tick = now
@@ -172,7 +176,15 @@ class DownloadJob:
     def _publish(self) -> None:
         now = time.monotonic()
         rate = self.meter.sample(now, self.partial.accepted)
-        self.publish(Progress(self.partial.accepted, self.total, rate))
+        self.publish(
+            Progress(
+                self.partial.accepted,
+                self.total,
+                rate,
+                resumed=self.resumed,
+                resumed_at=self.resumed_at,
+            )
+        )
         self.next_tick = now + self.tuning.progress_interval_s
         if now - self.last_save >= SAVE_INTERVAL_S:
             self._save()
@@ -203,6 +215,7 @@ class DownloadJob:
             else:
                 if outcome == "done":
                     return
+                self.after_cut = False  # "more" and "restart": the server ended the body itself
                 if outcome == "restart":
                     restarts += 1
                     if restarts > MAX_RESTARTS:
@@ -210,6 +223,7 @@ class DownloadJob:
                             f"{self.label} changed on the server {restarts} times while downloading"
                         )
                 continue  # "more": a short 206 ended cleanly, ask for the rest at once
+            self.after_cut = True
             self._save()
             self._publish()
             failures = 0 if self.partial.accepted > before else failures + 1
@@ -281,6 +295,10 @@ class DownloadJob:
                 self.total = parsed[2]
             if self.validator is None:
                 self.validator = seen
+            if offset > 0 and self.after_cut:
+                self.resumed += 1
+                self.resumed_at = offset
+                self.after_cut = False
             expected: int | None = parsed[1] + 1
         elif status == 200:
             if offset > 0:  # Range ignored, or If-Range said the file changed

@@ -24,12 +24,18 @@ class Progress:
     """Bytes on hand so far, the expected total (``None`` while unknown) and a smoothed rate.
 
     The last ``Progress`` of a download carries ``result``; every earlier one has ``None``.
+    ``resumed`` counts how many times this download continued with ``Range`` after a cut (a
+    dropped connection, or an earlier run that stopped mid-file), ``resumed_at`` is the byte
+    offset the last of them continued from (``None`` before any); a restart from zero is not
+    a resume.
     """
 
     done: int
     total: int | None
     rate_bytes_per_s: float
     result: CachedFile | None = None
+    resumed: int = 0
+    resumed_at: int | None = None
 
 
 class RateMeter:
