@@ -99,13 +99,19 @@ class ReportQueued(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReportObserved(Event):
-    """A monitor saw the device's `otau_in` change in the cloud (nothing is sent by otatui)."""
+    """A monitor saw the device's `otau_in` change in the cloud (nothing is sent by otatui).
+
+    `sampled`: the monitor reads `otau_in` every few seconds and sees the latest value at each
+    read, not every report: reports the device wrote between two reads are not observed (show
+    these as "seen", not as a complete record of what was sent).
+    """
 
     kind: ClassVar[str] = "observed"
     version: str
     status: str
     message: str = ""
     source: str = ""
+    sampled: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,6 +5,9 @@ every `read_interval` seconds (a long poll answers for values the application se
 wakes for values the device writes is not documented, so the monitor does not rely on it). Every
 change is recorded in the history (already in the cloud, so marked delivered). It never writes to
 the connector: no acknowledgement, no report.
+
+`otau_in` is sampled: each read sees the latest value only, so reports the device writes between
+two reads are missed; every `ReportObserved` says so (`sampled=True`).
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class Monitor:
                 status=report.status.value,
                 message=report.message,
                 source="http",
+                sampled=True,  # read every `read_interval` s: the latest value, not every report
             )
         )
 
