@@ -21,7 +21,6 @@ import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -45,6 +44,7 @@ from otatui.tui.widgets.export_dialog import (
     check_path,
     with_suffix,
 )
+from otatui.tui.widgets.row_table import RowTable
 
 # -- the export dialog ----------------------------------------------------------------------------
 
@@ -158,7 +158,10 @@ def screen_text(app: OtaApp) -> str:
 
 
 def table_rows(screen: Any, selector: str) -> list[list[str]]:
-    table = screen.query_one(selector, DataTable)
+    """The rows' cell texts of a `DataTable` or a `RowTable`."""
+    table = screen.query_one(selector)
+    if isinstance(table, RowTable):
+        return [[c.plain for c in table.row_texts(name)] for name in table.rows]
     return [
         [str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)
     ]
@@ -374,8 +377,8 @@ async def test_history_messages_and_screen_notices_are_never_markup() -> None:
             )
         )
         await pilot.pause(0.3)
-        table = screen.query_one("#history-table", DataTable)
-        cells = table.get_row_at(table.row_count - 1)
+        table = screen.query_one("#history-table", RowTable)
+        cells = table.row_texts(table.rows[-1])
         assert all(isinstance(c, Text) for c in cells)  # a str cell is read as markup
         assert table_rows(screen, "#history-table")[-1][7] == "[bold]x[/]"
         lines = screen_text(app).splitlines()
@@ -428,7 +431,7 @@ async def test_history_appends_and_marks_sent_without_rebuilding() -> None:
         screen = app.screen
         assert isinstance(screen, HistoryScreen)
         before = screen.table.row_count
-        first_key = screen.table.coordinate_to_cell_key(Coordinate(0, 0)).row_key
+        first_key = screen.table.rows[0]
         backend.publish(
             ReportQueued(
                 device="door-5",
@@ -442,7 +445,7 @@ async def test_history_appends_and_marks_sent_without_rebuilding() -> None:
         )
         await pilot.pause(0.3)
         assert screen.table.row_count == before + 1
-        assert screen.table.coordinate_to_cell_key(Coordinate(0, 0)).row_key == first_key
+        assert screen.table.rows[0] == first_key
         last = table_rows(screen, "#history-table")[-1]
         assert (last[1], last[4], last[5]) == ("door-5", "TEST_SUCCESS", "unsent")
         assert screen.table.cursor_row == before  # follows the newest entry

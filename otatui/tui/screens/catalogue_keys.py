@@ -23,7 +23,7 @@ CATALOGUE_KEYS: tuple[Key, ...] = (
     Key("history.errors", "x", "toggle_errors", "Errors"),
     Key("history.unsent", "u", "toggle_unsent", "Unsent"),
     Key("history.export", "e", "export", "Export"),
-    Key("history.open", "enter", "open_device", "Open device"),
+    Key("history.open", "enter", "open_device", "Open", explain="open the entry's device"),
     Key("history.clear", "escape", "clear_filter", "Clear", show=False),
 )
 

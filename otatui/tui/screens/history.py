@@ -1,10 +1,10 @@
 """The History screen: every event of every device, filterable, exportable to CSV or JSON lines.
 
-The table is a `DataTable` (it renders only the visible rows). New history entries are appended
-as they come (the table is never rebuilt for an event); entries still waiting in the outbox get
-their "unsent" cell changed to "sent" when the connector confirms them. The table is refilled
-only when the filter changes. Newest entries are at the bottom; the cursor follows them while it
-sits on the last row.
+The table is a `RowTable` (it draws only the rows on screen, from the entries): new history
+entries are appended as they come (the table is never refilled for an event); entries still
+waiting in the outbox repaint as "sent" when the connector confirms them. The rows are
+refilled only when the filter changes (a pass over at most 5,000 entries, no drawing). Newest
+entries are at the bottom; the cursor follows them while it sits on the last row.
 
 `/` types a filter (`otatui.tui.history_filter`: words, ``device:``, ``source:``, ``dir:``,
 ``is:error``, ``is:unsent``), `x` and `u` toggle errors only and not yet sent, `e` exports the
@@ -18,14 +18,12 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.coordinate import Coordinate
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from otatui.tui.backend import BackendError
 from otatui.tui.backend import ExportFormat as FileFormat
@@ -36,14 +34,15 @@ from otatui.tui.screens.catalogue_keys import catalogue_bindings
 from otatui.tui.screens.history_cells import (
     COLUMNS,
     DIRECTION_WORDS,
-    cloud_cell,
     message_text,
     row_cells,
     status_cell,
+    widths,
 )
-from otatui.tui.screens.table_cells import set_cell
 from otatui.tui.widgets.chrome import ota_footer, ota_header
 from otatui.tui.widgets.export_dialog import ExportChoice, ExportDialog, ExportFormat
+from otatui.tui.widgets.filter_input import FilterInput
+from otatui.tui.widgets.row_table import RowTable
 
 EXPORT_FORMATS: dict[ExportFormat, FileFormat] = {
     ExportFormat.CSV: "csv",
@@ -51,7 +50,7 @@ EXPORT_FORMATS: dict[ExportFormat, FileFormat] = {
 }
 DEFAULT_EXPORT = "otatui-history.csv"
 APPEND_BATCH = 250
-"""Rows appended per redraw (a `DataTable` row costs about half a millisecond to add)."""
+"""Rows appended per redraw (the rest follow on a short timer)."""
 APPEND_DELAY_S = 0.05
 FILTER_DELAY_S = 0.15
 """The filter applies when typing pauses this long (or at once on Enter)."""
@@ -94,29 +93,31 @@ class HistoryScreen(StateScreen):
 
     def compose(self) -> ComposeResult:
         yield ota_header("History")
-        filt = Input(
+        filt = FilterInput(
             placeholder="filter: words, device:NAME source:serial dir:out is:error is:unsent",
             id="history-filter",
         )
         filt.cursor_blink = not self.ota.frozen
         yield filt
         yield Static("", id="history-bar", markup=False)
-        table: DataTable[Any] = DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield RowTable(COLUMNS, self._row_cells, self._row_revision, id="history-table")
         yield Static("", id="history-detail", markup=False)
         yield ota_footer()
 
     def on_mount(self) -> None:
-        table = self.table
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self.query_one("#history-filter", Input).display = False
         self.rebuild()
-        table.focus()
+        self.table.focus()
 
     @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#history-table", DataTable)
+    def table(self) -> RowTable:
+        return self.query_one("#history-table", RowTable)
+
+    def _row_cells(self, key: str) -> tuple[Text, ...]:
+        return row_cells(self._rows[key], self._clock, self.app.no_color)
+
+    def _row_revision(self, key: str) -> object:
+        return self._rows[key].cloud  # the only cell that changes (unsent, then sent)
 
     def _clock(self, when: float) -> str:
         return time.strftime("%m-%d %H:%M:%S", self.backend.local_time(when))
@@ -126,14 +127,12 @@ class HistoryScreen(StateScreen):
     @property
     def limit(self) -> int:
         """Rows the table may hold before it is refilled from the state (which keeps the
-        newest `maxlen`): twice what the state keeps, so trimming is rare and never per row
-        (removing one row of a `DataTable` costs as much as the whole table)."""
+        newest `maxlen`): twice what the state keeps, so trimming is rare and never per row."""
         return 2 * (self.state.history.maxlen or 5000)
 
     def rebuild(self) -> None:
         """Refill the table from the state's history (on mount and when the filter changes)."""
         table = self.table
-        table.clear()
         self._rows.clear()
         self._unsent.clear()
         self._backlog.clear()
@@ -141,22 +140,35 @@ class HistoryScreen(StateScreen):
             self._append_timer.stop()
             self._append_timer = None
         history = self.state.history
-        for e in history:
-            if self.filter.matches(e):
-                self._add(e)
+        shown = [e for e in history if self.filter.matches(e)]
+        self._widen(shown)
+        keys = [self._add(e) for e in shown]
         self._last = history[-1] if history else None
         self._drawn_history = self.state.history_version
-        if table.row_count:
-            table.move_cursor(row=table.row_count - 1)
+        table.set_rows(keys)
+        table.move_cursor(row=table.row_count - 1)
         self._update_bar()
+        self._show_detail()
 
-    def _add(self, e: HistoryEntry) -> None:
+    def _add(self, e: HistoryEntry) -> str:
+        """Keep an entry under a new row key (the table shows it when given the key)."""
         self._seq += 1
         key = str(self._seq)
-        self.table.add_row(*row_cells(e, self._clock, self.app.no_color), key=key)
         self._rows[key] = e
         if e.cloud == NOT_SENT:
             self._unsent[key] = e
+        return key
+
+    def _widen(self, entries: Iterable[HistoryEntry]) -> None:
+        """Columns grow to hold longer names, versions, statuses (from the entries' strings,
+        nothing drawn)."""
+        widest: dict[str, int] = {}
+        for e in entries:
+            for column, width in widths(e):
+                if width > widest.get(column, 0):
+                    widest[column] = width
+        for column, width in widest.items():
+            self.table.widen(column, width)
 
     def _new_entries(self) -> list[HistoryEntry] | None:
         """Entries appended since the last draw, oldest first; None when the last one drawn
@@ -198,15 +210,13 @@ class HistoryScreen(StateScreen):
             return
         table = self.table
         follow = table.row_count == 0 or table.cursor_row >= table.row_count - 1
-        added = 0
-        while self._backlog and added < APPEND_BATCH:
-            self._add(self._backlog.popleft())
-            added += 1
+        batch = [self._backlog.popleft() for _ in range(min(APPEND_BATCH, len(self._backlog)))]
+        self._widen(batch)
+        keys = [self._add(e) for e in batch]
         if len(self._rows) > self.limit:
             self.rebuild()
             return
-        if follow and added and table.row_count:
-            table.move_cursor(row=table.row_count - 1)
+        table.append_rows(keys, follow=follow)
         if self._backlog:
             self._append_timer = self.set_timer(APPEND_DELAY_S, self._append_some)
         self._update_bar()
@@ -220,8 +230,10 @@ class HistoryScreen(StateScreen):
             self.rebuild()
             return True
         for key in delivered:
-            e = self._unsent.pop(key)
-            set_cell(self.table, key, "cloud", cloud_cell(e, self.app.no_color))
+            del self._unsent[key]
+        self.table.refresh_rows(delivered)
+        if self.table.cursor_name in delivered:
+            self._show_detail()
         return False
 
     def _update_bar(self) -> None:
@@ -318,19 +330,15 @@ class HistoryScreen(StateScreen):
     # -- open ----------------------------------------------------------------------------------
 
     def selected_entry(self) -> HistoryEntry | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        row = min(max(table.cursor_row, 0), table.row_count - 1)
-        key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
-        return self._rows.get(str(key))
+        key = self.table.cursor_name
+        return None if key is None else self._rows.get(key)
 
     def action_open_device(self) -> None:
         e = self.selected_entry()
         if e is not None:
             self.open_device(e.device)
 
-    @on(DataTable.RowHighlighted, "#history-table")
+    @on(RowTable.Highlighted, "#history-table")
     def _highlighted(self) -> None:
         self._show_detail()
 
@@ -352,7 +360,7 @@ class HistoryScreen(StateScreen):
             text.append(f"\n{message}")
         detail.update(text)
 
-    @on(DataTable.RowSelected, "#history-table")
+    @on(RowTable.Selected, "#history-table")
     def _row_selected(self) -> None:
         self.action_open_device()
 

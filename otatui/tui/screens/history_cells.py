@@ -3,25 +3,29 @@ not yet confirmed by the connector ``unsent``; styles toned down under ``--no-co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from otatui.tui.cells import tone
 from otatui.tui.history_filter import is_error
 from otatui.tui.records import NOT_SENT, SENT, HistoryEntry
 from otatui.tui.screens.table_cells import texts
+from otatui.tui.widgets.row_table import Column
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("time", "Time"),
-    ("device", "Device"),
-    ("dir", "Dir"),
-    ("version", "Version"),
-    ("status", "Status"),
-    ("cloud", "Cloud"),
-    ("source", "Source"),
-    ("message", "Message"),
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "Time", 14),
+    Column("device", "Device", 6, 32),
+    Column("dir", "Dir", 3),
+    Column("version", "Version", 7, 20),
+    Column("status", "Status", 14, 24),
+    Column("cloud", "Cloud", 6),
+    Column("source", "Source", 6, 12),
+    Column("message", "Message", 20),
 )
+"""Widths fit the usual values; device, version, status and source widen up to a maximum
+(`widths`); the message takes the rest of the line."""
 DIRECTION_WORDS = {"in": "in", "out": "out", "local": "loc"}
 CLOUD_WORDS = {SENT: "sent", NOT_SENT: "unsent"}
 MESSAGE_CHARS = 200
@@ -53,6 +57,15 @@ def message_text(e: HistoryEntry) -> str:
         text = f"{text} ({e.note})" if text else e.note
     text = " ".join(text.split())
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def widths(e: HistoryEntry) -> Iterable[tuple[str, int]]:
+    """The widths an entry's variable cells need (from its strings, nothing drawn)."""
+    yield "device", cell_len(e.device)
+    yield "version", cell_len(e.version or "-")
+    if e.status:
+        yield "status", cell_len(e.status) + (3 if is_error(e) else 0)  # "!! " on a failure
+    yield "source", cell_len(e.source or "-")
 
 
 def row_cells(

@@ -129,6 +129,18 @@ class RowTable(ScrollView, can_focus=True):
         def control(self) -> RowTable:
             return self.table
 
+    class Highlighted(Message):
+        """The cursor moved to another row (or its row changed under it)."""
+
+        def __init__(self, table: RowTable, name: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.name = name
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
     def __init__(
         self,
         columns: Sequence[Column],
@@ -143,6 +155,7 @@ class RowTable(ScrollView, can_focus=True):
         self._revision = revision
         self._widths = [c.width for c in self.columns]
         self._marks = [Style.from_meta({"column": i}) for i in range(len(self.columns))]
+        self._gaps = [Style.from_meta({"gap": i}) for i in range(len(self.columns))]
         self._rows: list[str] = []
         self._index: dict[str, int] = {}
         self.cursor_row = 0
@@ -174,6 +187,10 @@ class RowTable(ScrollView, can_focus=True):
             return None
         return self._rows[min(self.cursor_row, len(self._rows) - 1)]
 
+    def row_texts(self, name: str) -> tuple[Text, ...]:
+        """The cells of a row, as drawn (before fitting to the widths)."""
+        return tuple(self._cells(name))
+
     def get_cell(self, name: str, key: str) -> Text:
         """The cell of a row in a column, as drawn (before fitting to the width)."""
         i = next(i for i, c in enumerate(self.columns) if c.key == key)
@@ -192,6 +209,29 @@ class RowTable(ScrollView, can_focus=True):
         self._update_virtual_size()
         self._scroll_cursor_into_view()
         self.refresh()
+        self._highlighted(selected)
+
+    def append_rows(self, names: Sequence[str], *, follow: bool = False) -> None:
+        """Add rows at the end (O(new rows)); `follow`: the cursor goes to the last row."""
+        if not names:
+            return
+        selected = self.cursor_name
+        start = len(self._rows)
+        self._rows.extend(names)
+        for i, name in enumerate(names, start):
+            self._index[name] = i
+        self._update_virtual_size()
+        if follow:
+            self.cursor_row = len(self._rows) - 1
+            self._scroll_cursor_into_view()
+            self.refresh()
+        else:
+            self.refresh_lines(start + 1, len(names))
+        self._highlighted(selected)
+
+    def _highlighted(self, before: str | None) -> None:
+        if self.cursor_name != before:
+            self.post_message(self.Highlighted(self, self.cursor_name))
 
     def refresh_rows(self, names: Iterable[str]) -> None:
         """Repaint the rows of these names that are on screen (the others draw when shown)."""
@@ -231,6 +271,7 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh_line(old + 1)
         self.refresh_line(row + 1)
         self._scroll_cursor_into_view()
+        self.post_message(self.Highlighted(self, self.cursor_name))
 
     def action_cursor_up(self) -> None:
         self.move_cursor(self.cursor_row - 1)
@@ -310,18 +351,18 @@ class RowTable(ScrollView, can_focus=True):
     # -- drawing -------------------------------------------------------------------------------
 
     def _line(self, cells: Iterable[Text], widths: Sequence[int]) -> Strip:
-        """One line: per column a gap, the value and its padding, marked with the column (the
-        mark keeps columns apart as separate runs, so a picture keeps them aligned however a
-        viewer draws runs of blanks)."""
+        """One line: per column a gap, then the value and its padding. Gaps and values are
+        marked apart (style meta), so each value is its own run that starts with the value: a
+        picture (SVG) then keeps every column where it is, however a viewer sizes blanks."""
         console = self.app.console
         segments: list[Segment] = []
-        for cell, width, mark in zip(cells, widths, self._marks, strict=True):
+        for cell, width, mark, gap in zip(cells, widths, self._marks, self._gaps, strict=True):
             text, length = fit(cell, width)
-            part = [Segment(" " * PAD)]
+            segments.append(Segment(" " * PAD, gap))
             rendered = text.render(console)  # the spans' styles, not the text's own
             if text.style:
                 rendered = Segment.apply_style(rendered, console.get_style(text.style))
-            part.extend(rendered)
+            part = list(rendered)
             if length < width:
                 part.append(Segment(" " * (width - length)))
             segments.extend(Segment.apply_style(part, post_style=mark))
