@@ -39,7 +39,9 @@ def test_demo_headless_runs_every_scripted_update_to_its_final_status(tmp_path: 
     }
     assert ("valve-12", "3.0.0", "INSTALL_ERROR") in finals
     assert ("gateway-01", "2.1.0", "INSTALLED_VERSION") in finals
-    assert any(e["event"] == "error" and e["device"] == "kiosk-09" for e in events)
+    kiosk = [e for e in events if e["event"] == "connection" and e["device"] == "kiosk-09"]
+    assert kiosk[-1]["state"] == "auth_failed"  # the refused token, said once, stays the state
+    assert "refused the device token" in kiosk[-1]["reason"]
 
     (kept,) = tmp_path.glob("otatui-demo-*")
     config = tomllib.loads((kept / "otatui.toml").read_text())

@@ -34,7 +34,7 @@ async def test_demo_fleet_updates_live_in_the_tui(tmp_path: Path) -> None:
                 assert views["gateway-01"].installed_version == "2.1.0"
                 assert views["valve-12"].last_status == "INSTALL_ERROR"
                 assert views["sensor-s1"].installed_version == "2.1.0"
-                assert views["kiosk-09"].error
+                assert views["kiosk-09"].connection == "auth_failed"
                 assert not app.start_error
                 await pilot.press("q")
         finally:
