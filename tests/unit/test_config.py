@@ -107,14 +107,6 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert TOKEN not in json.dumps(config.redacted_dict())
 
 
-def test_demo_config_loads() -> None:
-    config = load_config(REPO / "config" / "demo.toml")
-    assert config.connector.insecure
-    assert config.connector.base_url.startswith("http://127.0.0.1")
-    assert config.connector.mqtt_host == "127.0.0.1"
-    assert {d.role for d in config.devices} >= {"agent", "monitor", "bridge"}
-
-
 # --- defaults, lookups, immutability -----------------------------------------------------------
 
 
