@@ -178,7 +178,11 @@ class OtaApp(App[None]):
         self.refresh_screen(clock=True)
 
     def refresh_screen(self, *, clock: bool = False) -> None:
+        """Redraw the visible screen; a screen just pushed but not yet mounted is skipped (its
+        widgets may not exist yet): it redraws itself once ready (`StateScreen.ready`)."""
         screen = self.screen
+        if isinstance(screen, StateScreen) and not screen.ready:
+            return
         for header in screen.query(OtaHeader):
             header.show_state(self.backend.title, self.state, self.current_mode)
         if isinstance(screen, StateScreen):

@@ -28,7 +28,14 @@ class ScreenCommand:
 
 
 class StateScreen(Screen[None]):
-    """A screen fed by the app's `FleetState` (override `refresh_state` and `screen_commands`)."""
+    """A screen fed by the app's `FleetState` (override `refresh_state` and `screen_commands`).
+
+    `ready` turns True once the screen is mounted (after the subclass's own `on_mount`, which
+    Textual runs first): until then the app does not ask it to redraw (its widgets may not
+    exist yet), and it redraws once when it becomes ready.
+    """
+
+    ready: bool = False
 
     @property
     def ota(self) -> OtaApp:
@@ -42,9 +49,16 @@ class StateScreen(Screen[None]):
     def backend(self) -> Backend:
         return self.ota.backend
 
+    def on_mount(self) -> None:
+        """Runs after the subclass's `on_mount` (Textual walks the MRO, subclass first)."""
+        self.ready = True
+        if self.app.screen is self:
+            self.ota.refresh_screen()
+
     def on_screen_resume(self) -> None:
         """Shown (again): draw the header and whatever changed while hidden."""
-        self.ota.refresh_screen()
+        if self.ready:
+            self.ota.refresh_screen()
 
     def notify(
         self,
