@@ -2,7 +2,8 @@
 
 Pure Python (no Textual, no I/O): the screens only lay these rows out.
 
-- `ManifestGroup`: one manifest version offered to any device, current or past: name, type,
+- `ManifestGroup`: one manifest offered to any device, current or past (one per version, or
+  one per distinct manifest when several share a version: `manifest_groups(each=True)`): name, type,
   description, payload items (connector content vs external host, size, sha256 pin or unpinned,
   cache state), and the devices it is offered to, was offered to before, is installed on and
   failed on.
@@ -16,13 +17,13 @@ The History screen's filter is `otatui.tui.history_filter.HistoryFilter`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from otatui.otau.payload import PayloadItem, PayloadItemError, PayloadSource
 from otatui.transfer import CachedFile
 from otatui.tui.backend import ContentEntry
-from otatui.tui.records import FileTransfer, ManifestView
+from otatui.tui.records import FileTransfer, ManifestVersion, ManifestView
 
 PACKAGE_PREFIX = "package_"
 
@@ -144,6 +145,11 @@ class ManifestGroup:
     last_seen: float
     valid: bool = True
     reason: str = ""
+    key: str = ""
+    """Tells the groups apart (a table row key): the version, plus the manifest's name (and a
+    number) when several distinct manifests share the version."""
+    shared: int = 1
+    """How many distinct manifests carry this version."""
 
     @property
     def current(self) -> bool:
@@ -168,13 +174,17 @@ class ManifestGroup:
 
 
 def manifest_group(
-    view: ManifestView, lookup: CachedLookup | None = None, sizes: Mapping[str, int] | None = None
+    view: ManifestView | ManifestVersion,
+    lookup: CachedLookup | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> ManifestGroup:
-    """The group of one version; the cache is asked through the devices it is offered to
-    (then those it was offered to before)."""
+    """The group of one manifest (or of a version: its newest manifest with the devices of
+    all); the cache is asked through the devices it is offered to (then those it was offered
+    to before)."""
     m = view.manifest
-    offered = tuple(sorted(view.offered_to))
-    asked = offered + tuple(sorted(view.seen_by - view.offered_to))
+    offered_to, seen_by = view.offered_to, view.seen_by
+    offered = tuple(sorted(offered_to))
+    asked = offered + tuple(sorted(seen_by - offered_to))
     return ManifestGroup(
         version=view.version,
         name=m.name,
@@ -182,25 +192,53 @@ def manifest_group(
         description=m.description,
         items=tuple(payload_entry(i, lookup, asked, sizes or {}) for i in m.payload()),
         offered_to=offered,
-        previously_offered=tuple(sorted(view.seen_by - view.offered_to)),
+        previously_offered=tuple(sorted(seen_by - offered_to)),
         installed_on=tuple(sorted(view.installed_on)),
         failed_on=tuple(sorted(view.failed_on - view.installed_on)),
         first_seen=view.first_seen,
         last_seen=view.last_seen,
         valid=m.valid,
         reason=m.reason,
+        key=view.version,
     )
 
 
 def manifest_groups(
-    views: Iterable[ManifestView],
+    views: Iterable[ManifestView | ManifestVersion],
     lookup: CachedLookup | None = None,
     sizes: Mapping[str, int] | None = None,
+    *,
+    each: bool = False,
 ) -> list[ManifestGroup]:
-    """Every version seen: those offered now first, then the newest first."""
-    groups = [manifest_group(v, lookup, sizes) for v in views if v.version]
-    groups.sort(key=lambda g: (not g.current, -g.last_seen, g.version))
-    return groups
+    """Every version seen: those offered now first, then the newest first.
+
+    Given versions (`FleetState.manifests.values()`): one group per version by default (its
+    newest manifest, the devices of all its manifests); with ``each`` one group per distinct
+    manifest, a version's manifests next to each other by name, each with its own devices
+    and a unique `ManifestGroup.key`.
+    """
+    if not each:
+        groups = [manifest_group(v, lookup, sizes) for v in views if v.version]
+        groups.sort(key=lambda g: (not g.current, -g.last_seen, g.version))
+        return groups
+    ranked: list[tuple[tuple[bool, float, str, str, float], ManifestGroup]] = []
+    for v in views:
+        if not v.version:
+            continue
+        members = v.views if isinstance(v, ManifestVersion) else [v]
+        rank = (not v.current, -v.last_seen, v.version)
+        keys: set[str] = set()
+        for n, member in enumerate(members, start=1):
+            g = manifest_group(member, lookup, sizes)
+            if len(members) > 1:
+                key = f"{g.version} · {g.name}" if g.name else f"{g.version} #{n}"
+                if key in keys:
+                    key = f"{key} #{n}"
+                keys.add(key)
+                g = replace(g, key=key, shared=len(members))
+            ranked.append(((*rank, g.name, g.first_seen), g))
+    ranked.sort(key=lambda r: r[0])
+    return [g for _, g in ranked]
 
 
 # -- connector content ----------------------------------------------------------------------------

@@ -28,9 +28,11 @@ from otatui.tui.records import (
     DeviceView,
     FileTransfer,
     HistoryEntry,
+    ManifestVersion,
     ManifestView,
     OfferedManifest,
     OutputLine,
+    manifest_identity,
 )
 from otatui.tui.stored import entry_from_row, manifest_line, offered_from_row
 
@@ -41,6 +43,7 @@ __all__ = [
     "FileTransfer",
     "FleetState",
     "HistoryEntry",
+    "ManifestVersion",
     "ManifestView",
     "OfferedManifest",
     "OutputLine",
@@ -73,7 +76,10 @@ class FleetState:
         }
         self.history: deque[HistoryEntry] = deque(maxlen=history_limit)
         self.finished: deque[FileTransfer] = deque(maxlen=finished_limit)
-        self.manifests: dict[str, ManifestView] = {}
+        self.manifests: dict[str, ManifestVersion] = {}
+        """Every manifest seen, by version; each version keeps its distinct manifests."""
+        self._offered_view: dict[str, ManifestView] = {}
+        """Each device's current offer (the `ManifestView` it is in `offered_to` of)."""
         self.version = 0
         self.history_version = 0
         """`version` at the last change of `history` (the history screen redraws on it)."""
@@ -125,9 +131,20 @@ class FleetState:
         """Devices changed after `version` (a widget passes the version it last drew)."""
         return [d for d in self.devices.values() if d.revision > version]
 
-    def manifests_by_version(self) -> list[ManifestView]:
-        """Every manifest seen, newest first (by the time it was last offered)."""
+    def manifests_by_version(self) -> list[ManifestVersion]:
+        """Every version seen, newest first (by the time it was last offered)."""
         return sorted(self.manifests.values(), key=lambda m: m.last_seen, reverse=True)
+
+    def manifest_views(self) -> list[ManifestView]:
+        """Every distinct manifest seen, by version then name."""
+        return [v for group in self.manifests.values() for v in group.views]
+
+    def _view(self, d: DeviceView, version: str) -> ManifestView | None:
+        """The manifest of `version` the device saw (None when the version was never offered)."""
+        group = self.manifests.get(version)
+        if group is None or not group.variants:
+            return None
+        return group.view_for(d.name, self._offered_view.get(d.name))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -315,21 +332,25 @@ class FleetState:
 
     def _offer(self, d: DeviceView, offered: OfferedManifest) -> None:
         previous = d.offered.version if d.offered else None
-        if previous is not None and previous != offered.version and previous in self.manifests:
-            self.manifests[previous].offered_to.discard(d.name)
         if previous != offered.version:
             d.awaiting_apply = None
             d.error = ""
         d.offered = offered
         key = offered.version or ""
-        view = self.manifests.get(key)
+        group = self.manifests.setdefault(key, ManifestVersion(version=key))
+        identity = manifest_identity(offered)
+        view = group.variants.get(identity)
         if view is None:
             view = ManifestView(
                 version=key, manifest=offered, first_seen=offered.time, last_seen=offered.time
             )
-            self.manifests[key] = view
-        elif offered.time >= view.last_seen or not view.manifest.valid:
+            group.variants[identity] = view
+        elif offered.time >= view.last_seen:
             view.manifest = offered
+        before = self._offered_view.get(d.name)
+        if before is not None and before is not view:
+            before.offered_to.discard(d.name)
+        self._offered_view[d.name] = view
         view.last_seen = max(view.last_seen, offered.time)
         view.first_seen = min(view.first_seen, offered.time)
         view.offered_to.add(d.name)
@@ -341,7 +362,7 @@ class FleetState:
     ) -> None:
         d.last_status, d.last_status_version = status, version
         d.last_message, d.last_status_time, d.last_status_sent = message, at, sent
-        view = self.manifests.get(version)
+        view = self._view(d, version)
         if status == Status.INSTALLED_VERSION.value:
             self._installed(d, version)
         elif status in (Status.TEST_ERROR, Status.DOWNLOAD_ERROR, Status.INSTALL_ERROR):
@@ -357,9 +378,10 @@ class FleetState:
     def _installed(self, d: DeviceView, version: str) -> None:
         old = d.installed_version
         if old is not None and old != version and old in self.manifests:
-            self.manifests[old].installed_on.discard(d.name)
+            for other in self.manifests[old].variants.values():
+                other.installed_on.discard(d.name)
         d.installed_version = version
-        view = self.manifests.get(version)
+        view = self._view(d, version)
         if view is not None:
             view.installed_on.add(d.name)
             view.failed_on.discard(d.name)
