@@ -121,6 +121,14 @@ KEYS: tuple[Key, ...] = (
 BY_ID: Mapping[str, Key] = {k.id: k for k in KEYS}
 
 
+def shown_key(binding_id: str, keymap: Mapping[str, str] | None = None) -> str:
+    """The first key of a binding as a person reads it (``?``, ``ctrl+r``), following the
+    config's ``[keys]`` remap (a binding id of `KEYS` or of the catalogue screens)."""
+    default = next(k.key for k in all_keys() if k.id == binding_id)
+    keys = (keymap or {}).get(binding_id) or default
+    return key_label(keys.split(",")[0])
+
+
 def binding(binding_id: str) -> Binding:
     """The `Binding` for an id of `KEYS`."""
     k = BY_ID[binding_id]

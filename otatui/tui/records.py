@@ -362,6 +362,15 @@ class DeviceView:
         return offered is None or offered == self.last_status_version
 
     @property
+    def cancelled(self) -> bool:
+        """The offered version's last report is INSTALL_ABORTED (cancelled: nothing runs until
+        someone retries it or a new manifest comes)."""
+        if self.status is not Status.INSTALL_ABORTED:
+            return False
+        offered = self.offered.version if self.offered else None
+        return offered is None or offered == self.last_status_version
+
+    @property
     def updating(self) -> bool:
         if self.phase not in ("idle", ""):
             return True
@@ -377,6 +386,7 @@ class DeviceView:
             self.awaiting_apply is not None
             or self.connection in ("auth_failed", "stopped")
             or self.failed
+            or self.cancelled
             or (self.offered is not None and not self.offered.valid)
             or (self.error and self.connection == "unknown")
         ):
@@ -387,8 +397,9 @@ class DeviceView:
             return Category.OFFLINE
         return Category.UP_TO_DATE
 
-    def why(self, now: float) -> str:
-        """One plain line: what the device is doing, or why it has not started."""
+    def why(self, now: float, *, retry_key: str = "r") -> str:
+        """One plain line: what the device is doing, or why it has not started (`retry_key`:
+        the key that retries, as remapped)."""
         if self.awaiting_apply is not None:
             return f"{self.awaiting_apply} is ready: waiting for you to apply it"
         if self.connection == "auth_failed":
@@ -408,6 +419,10 @@ class DeviceView:
             return f"{self.phase} {self.phase_version or ''}".rstrip()
         if self.offered is not None and not self.offered.valid:
             return f"the offered manifest is not valid: {self.offered.reason}"
+        if self.cancelled:
+            again = "" if self.info.role == "monitor" else f": {retry_key} retries it"
+            version = self.last_status_version or "the update"
+            return f"{version} was cancelled ({Status.INSTALL_ABORTED.value}){again}"
         if self.failed:
             said = f": {self.last_message}" if self.last_message else ""
             return f"{self.last_status} for {self.last_status_version}{said}; retry when fixed"

@@ -46,10 +46,10 @@ def title_text(d: DeviceView, *, mono: bool = False) -> Text:
     return out
 
 
-def connection_text(d: DeviceView, now: float, *, mono: bool = False) -> Text:
+def connection_text(d: DeviceView, now: float, *, mono: bool = False, retry_key: str = "r") -> Text:
     out = Text()
     _head(out, "Now")
-    out.append(d.why(now) + "\n", style="bold")
+    out.append(d.why(now, retry_key=retry_key) + "\n", style="bold")
     out.append(f"connector: {d.connection} over {d.info.protocol}")
     if d.connection_reason:
         out.append(f" ({d.connection_reason})")
@@ -149,9 +149,12 @@ def transfer_text(d: DeviceView, *, mono: bool = False) -> Text:
         index, count = place(t)
         out.append(f"  {verb} {t.file} ({index + 1}/{count}) ")
         if t.finished:
-            total = t.size or t.total
             style = "bold red" if t.outcome == "failed" else ""
-            out.append(f"{t.outcome} {cells.size(total)}", style=cells.tone(style, mono))
+            if t.outcome == "stopped":  # cut short: how far it got, not the file's size
+                moved = f"at {cells.size(t.done)} of {cells.size(t.size or t.total)}"
+            else:
+                moved = cells.size(t.size or t.total)
+            out.append(f"{t.outcome} {moved}", style=cells.tone(style, mono))
             if t.message and t.outcome == "failed":
                 out.append(f": {t.message}")
         else:

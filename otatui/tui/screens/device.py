@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from otatui.tui.keys import bindings
+from otatui.tui.keys import bindings, shown_key
 from otatui.tui.records import DeviceView
 from otatui.tui.screens.base import ScreenCommand, StateScreen
 from otatui.tui.screens.confirm import ConfirmScreen
@@ -92,7 +92,9 @@ class DeviceScreen(StateScreen):
         mono = self.app.no_color
         texts: dict[str, Text] = {
             "title": title_text(d, mono=mono),
-            "connection": connection_text(d, now, mono=mono),
+            "connection": connection_text(
+                d, now, mono=mono, retry_key=shown_key("device.retry", self.ota.keys)
+            ),
             "manifest": manifest_text(d, self.backend.cached, mono=mono),
             "transfer": transfer_text(d, mono=mono),
             "output": output_text(d, local, mono=mono),

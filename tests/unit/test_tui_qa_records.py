@@ -1,0 +1,85 @@
+"""QA: what a device says about itself (category, the "Now" line, the transfer lines)."""
+
+from __future__ import annotations
+
+from otatui.engine.events import (
+    ConnectionChanged,
+    ManifestReceived,
+    PhaseChanged,
+    ReportQueued,
+    TransferProgress,
+)
+from otatui.tui import cells
+from otatui.tui.keys import shown_key
+from otatui.tui.records import Category, DeviceInfo, DeviceView
+from otatui.tui.sections import transfer_text
+from otatui.tui.state import FleetState
+
+NOW = 1000.0
+
+
+def fleet(role: str = "agent", link: str | None = None) -> FleetState:
+    info = DeviceInfo(name="gw", identity="gw", role=role, protocol="mqtt", link=link)
+    return FleetState([info], clock=lambda: NOW)
+
+
+def connected(s: FleetState) -> None:
+    s.apply(ConnectionChanged(device="gw", time=1.0, protocol="mqtt", state="connected"))
+
+
+def offered(s: FleetState) -> None:
+    s.apply(
+        ManifestReceived(
+            device="gw", time=2.0, version="2.1.0", name="fw", type="FILE", items=("fw.bin",)
+        )
+    )
+
+
+def dev(s: FleetState) -> DeviceView:
+    return s.devices["gw"]
+
+
+def test_a_cancelled_update_needs_attention_and_says_how_to_retry() -> None:
+    s = fleet()
+    connected(s)
+    offered(s)
+    s.apply(PhaseChanged(device="gw", time=3.0, phase="downloading", version="2.1.0"))
+    s.apply(
+        ReportQueued(device="gw", time=4.0, outbox_id=1, version="2.1.0", status="INSTALL_ABORTED")
+    )
+    s.apply(PhaseChanged(device="gw", time=4.0, phase="idle"))
+    d = dev(s)
+    assert d.category is Category.ATTENTION
+    assert d.why(NOW) == "2.1.0 was cancelled (INSTALL_ABORTED): r retries it"
+    assert d.why(NOW, retry_key="ctrl+r").endswith("ctrl+r retries it")
+    # a new manifest clears it
+    s.apply(ManifestReceived(device="gw", time=5.0, version="2.2.0", name="fw", items=("fw2.bin",)))
+    assert dev(s).category is not Category.ATTENTION
+
+
+def test_a_stopped_transfer_says_how_far_it_got() -> None:
+    s = fleet()
+    connected(s)
+    offered(s)
+    s.apply(PhaseChanged(device="gw", time=3.0, phase="downloading", version="2.1.0"))
+    s.apply(
+        TransferProgress(
+            device="gw",
+            time=3.5,
+            file="fw.bin",
+            index=0,
+            count=1,
+            done=300_000,
+            total=1_000_000,
+            rate=1000.0,
+        )
+    )
+    s.apply(PhaseChanged(device="gw", time=4.0, phase="idle"))
+    text = transfer_text(dev(s)).plain
+    assert f"stopped at {cells.size(300_000)} of {cells.size(1_000_000)}" in text
+
+
+def test_shown_keys_follow_the_remap() -> None:
+    assert shown_key("device.retry") == "r"
+    assert shown_key("device.retry", {"device.retry": "ctrl+r,x"}) == "ctrl+r"
+    assert shown_key("app.help") == "?"
