@@ -393,7 +393,9 @@ class DeviceView:
             return Category.ATTENTION
         if self.updating:
             return Category.UPDATING
-        if self.offline:
+        if self.connection != "connected":
+            # not reachable yet or now (unknown, connecting, backoff): nothing proves it is
+            # up to date
             return Category.OFFLINE
         return Category.UP_TO_DATE
 

@@ -83,3 +83,17 @@ def test_shown_keys_follow_the_remap() -> None:
     assert shown_key("device.retry") == "r"
     assert shown_key("device.retry", {"device.retry": "ctrl+r,x"}) == "ctrl+r"
     assert shown_key("app.help") == "?"
+
+
+def test_a_device_not_connected_is_never_up_to_date() -> None:
+    for state in ("unknown", "connecting", "backoff"):
+        s = fleet()
+        if state != "unknown":
+            s.apply(ConnectionChanged(device="gw", time=1.0, protocol="mqtt", state=state))
+        assert dev(s).category is Category.OFFLINE, state
+    s = fleet()
+    s.apply(ConnectionChanged(device="gw", time=1.0, protocol="mqtt", state="auth_failed"))
+    assert dev(s).category is Category.ATTENTION
+    s = fleet()
+    connected(s)
+    assert dev(s).category is Category.UP_TO_DATE
