@@ -405,7 +405,10 @@ class DeviceView:
         if self.awaiting_apply is not None:
             return f"{self.awaiting_apply} is ready: waiting for you to apply it"
         if self.connection == "auth_failed":
-            return f"the connector refused the credentials: {self.connection_reason or 'no retry'}"
+            reason = self.connection_reason
+            if "refused" in reason:  # it says so already ("... refused the device token ...")
+                return f"{reason}; no retry"
+            return f"the connector refused the credentials: {reason or 'no retry'}"
         if self.connection == "backoff":
             wait = "soon" if self.retry_at is None else f"in {max(0, round(self.retry_at - now))} s"
             why = f": {self.connection_reason}" if self.connection_reason else ""

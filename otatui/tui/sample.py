@@ -18,7 +18,6 @@ from otatui.engine.events import (
     LinkChanged,
     PhaseChanged,
     ReportObserved,
-    SessionError,
     TransferFinished,
     TransferProgress,
 )
@@ -437,11 +436,5 @@ def sample_events(now: float = FROZEN_NOW) -> list[Event]:
             source="http",
         )
     )
-    out.append(
-        SessionError(
-            device="light-9",
-            time=now - 240,
-            message="the connector refused the device token (HTTP 401)",
-        )
-    )
+    # a refused token ends in auth_failed alone (the engine publishes no SessionError for it)
     return out

@@ -49,9 +49,10 @@ def title_text(d: DeviceView, *, mono: bool = False) -> Text:
 def connection_text(d: DeviceView, now: float, *, mono: bool = False, retry_key: str = "r") -> Text:
     out = Text()
     _head(out, "Now")
-    out.append(d.why(now, retry_key=retry_key) + "\n", style="bold")
+    why = d.why(now, retry_key=retry_key)
+    out.append(why + "\n", style="bold")
     out.append(f"connector: {d.connection} over {d.info.protocol}")
-    if d.connection_reason:
+    if d.connection_reason and d.connection_reason not in why:
         out.append(f" ({d.connection_reason})")
     if d.connection == "backoff":
         wait = "soon" if d.retry_at is None else f"in {max(0, round(d.retry_at - now))} s"

@@ -12,7 +12,7 @@ from otatui.engine.events import (
 from otatui.tui import cells
 from otatui.tui.keys import shown_key
 from otatui.tui.records import Category, DeviceInfo, DeviceView
-from otatui.tui.sections import transfer_text
+from otatui.tui.sections import connection_text, transfer_text
 from otatui.tui.state import FleetState
 
 NOW = 1000.0
@@ -97,3 +97,19 @@ def test_a_device_not_connected_is_never_up_to_date() -> None:
     s = fleet()
     connected(s)
     assert dev(s).category is Category.UP_TO_DATE
+
+
+def test_a_refused_token_says_it_once() -> None:
+    s = fleet()
+    reason = "connect: the connector refused the device token (HTTP 401)"
+    s.apply(
+        ConnectionChanged(
+            device="gw", time=1.0, protocol="http", state="auth_failed", reason=reason
+        )
+    )
+    d = dev(s)
+    assert d.why(NOW) == f"{reason}; no retry"
+    now_text = connection_text(d, NOW).plain
+    assert now_text.count("refused") == 1
+    assert cells.connection_cell(d, NOW).plain == "refused"
+    assert d.category is Category.ATTENTION
