@@ -399,6 +399,27 @@ class DeviceView:
             return Category.OFFLINE
         return Category.UP_TO_DATE
 
+    def _push_progress(self) -> float | None:
+        """0..1 over the files pushed over the link now, or None when none moves."""
+        pushes = [t for t in self.active_transfers if t.direction == "push"]
+        if not pushes:
+            return None
+        t = pushes[0]
+        return min(1.0, (t.index + (t.fraction or 0.0)) / max(1, t.count))
+
+    def _link_work(self) -> str:
+        """What the bridged device is doing while its link transfers or installs."""
+        version = self.phase_version or (self.offered.version if self.offered else None) or ""
+        what = f"{version} " if version else "the update "
+        if self.link_state == "installing":
+            return f"the device installs {what.rstrip()}"
+        done = self._push_progress()
+        pct = "" if done is None else f": {round(done * 100)}%"
+        if self.info.link_kind == "lan":
+            return f"the device downloads {what}from the local connector (LAN){pct}"
+        how = " (YMODEM)" if "YMODEM" in self.link_detail else ""
+        return f"pushing {what}to the device over {self.info.link_kind or 'the link'}{pct}{how}"
+
     def why(self, now: float, *, retry_key: str = "r") -> str:
         """One plain line: what the device is doing, or why it has not started (`retry_key`:
         the key that retries, as remapped)."""
@@ -420,6 +441,8 @@ class DeviceView:
         if self.link_state in ("opening", "waiting", "lost"):
             detail = f": {self.link_detail}" if self.link_detail else ""
             return f"link {self.link_state}{detail}"
+        if self.link_state in ("transferring", "installing"):
+            return self._link_work()
         if self.phase not in ("idle", ""):
             return f"{self.phase} {self.phase_version or ''}".rstrip()
         if self.offered is not None and not self.offered.valid:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from otatui.engine.events import (
     ConnectionChanged,
+    LinkChanged,
     ManifestReceived,
     PhaseChanged,
     ReportQueued,
@@ -113,3 +114,36 @@ def test_a_refused_token_says_it_once() -> None:
     assert now_text.count("refused") == 1
     assert cells.connection_cell(d, NOW).plain == "refused"
     assert d.category is Category.ATTENTION
+
+
+def test_a_bridge_says_what_its_link_does() -> None:
+    s = fleet(role="bridge", link="serial:/dev/ttyUSB0")
+    connected(s)
+    offered(s)
+    s.apply(PhaseChanged(device="gw", time=3.0, phase="installing", version="2.1.0"))
+    s.apply(
+        LinkChanged(
+            device="gw",
+            time=3.1,
+            link="serial",
+            state="transferring",
+            detail="sending 1 file(s) with YMODEM",
+        )
+    )
+    s.apply(
+        TransferProgress(
+            device="gw",
+            time=3.2,
+            file="fw.bin",
+            index=0,
+            count=1,
+            done=43,
+            total=100,
+            rate=10.0,
+            direction="push",
+        )
+    )
+    d = dev(s)
+    assert d.why(NOW) == "pushing 2.1.0 to the device over serial: 43% (YMODEM)"
+    s.apply(LinkChanged(device="gw", time=4.0, link="serial", state="installing", detail="x"))
+    assert dev(s).why(NOW) == "the device installs 2.1.0"
