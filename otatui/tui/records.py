@@ -22,6 +22,9 @@ TIMELINE_ENTRIES = 200
 
 SENT = "sent"
 NOT_SENT = "not yet sent"
+SEEN = "seen"
+"""A report a monitor read from the cloud: otatui did not send it (and, sampled, saw only the
+latest value at each read)."""
 
 
 class Category(StrEnum):
@@ -106,15 +109,16 @@ class HistoryEntry:
     status: str | None = None
     message: str = ""
     source: str = ""
-    cloud: str = ""  # SENT | NOT_SENT for what goes to the cloud, "" otherwise
+    cloud: str = ""  # SENT | NOT_SENT for what goes to the cloud, SEEN when read from it
     note: str = ""
     row_id: int | None = None  # the store's history id, when known
     outbox_id: int | None = None  # while waiting in the outbox
 
     @property
     def sent(self) -> bool | None:
-        """True/False for what goes to the cloud, None for everything else."""
-        if not self.cloud:
+        """True/False for what goes to the cloud, None for everything else (a report a monitor
+        saw was not sent by otatui)."""
+        if not self.cloud or self.cloud == SEEN:
             return None
         return self.cloud == SENT
 
@@ -139,6 +143,10 @@ class FileTransfer:
     from_cache: bool = False
     size: int = 0
     sha256: str = ""
+    resumed: int = 0
+    """Times the file continued (HTTP Range) after a cut."""
+    resumed_at: int | None = None
+    """The byte offset of the last resume."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -162,6 +162,9 @@ def transfer_text(d: DeviceView, *, mono: bool = False) -> Text:
             out.append(cells.bar(t.fraction))
             out.append(f"  {cells.size(t.done)} of {cells.size(t.total)}")
             out.append(f"  {cells.rate(t.rate)}  ETA {cells.duration(t.eta)}")
+        if t.resumed:
+            at = f" (at {cells.size(t.resumed_at)})" if t.resumed_at is not None else ""
+            out.append(f"  resumed ×{t.resumed}{at}")
         out.append("\n")
     return out
 

@@ -22,6 +22,7 @@ from otatui.otau.status import Status
 from otatui.store import HistoryRow
 from otatui.tui.records import (
     NOT_SENT,
+    SEEN,
     SENT,
     Category,
     DeviceInfo,
@@ -226,7 +227,8 @@ class FleetState:
         self._add_history(d, entry)
 
     def _observed(self, d: DeviceView, e: Any) -> None:
-        self._status(d, e.version, e.status, e.message, e.time, sent=True)
+        # a monitor reads otau_in: otatui sent nothing (and, sampled, saw the value at each read)
+        self._status(d, e.version, e.status, e.message, e.time, sent=None)
         d.last_seen = max(d.last_seen or 0.0, e.time)
         self._add_history(
             d,
@@ -239,8 +241,8 @@ class FleetState:
                 status=e.status,
                 message=e.message,
                 source=e.source or "http",
-                cloud=SENT,
-                note="observed",
+                cloud=SEEN,
+                note="sampled: the value at a read" if getattr(e, "sampled", False) else "observed",
             ),
         )
 
@@ -280,6 +282,8 @@ class FleetState:
             d.transfers[key] = t
         t.index, t.count, t.done, t.total = e.index, e.count, e.done, e.total
         t.rate, t.updated = e.rate, e.time
+        t.resumed = int(getattr(e, "resumed", 0) or 0)
+        t.resumed_at = getattr(e, "resumed_at", None)
 
     def _transfer_finished(self, d: DeviceView, e: Any) -> None:
         direction = getattr(e, "direction", "download")
@@ -358,7 +362,14 @@ class FleetState:
         view.failed_on.discard(d.name)
 
     def _status(
-        self, d: DeviceView, version: str, status: str, message: str, at: float, *, sent: bool
+        self,
+        d: DeviceView,
+        version: str,
+        status: str,
+        message: str,
+        at: float,
+        *,
+        sent: bool | None,
     ) -> None:
         d.last_status, d.last_status_version = status, version
         d.last_message, d.last_status_time, d.last_status_sent = message, at, sent

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 from otatui.engine.events import (
     ConnectionChanged,
     LinkChanged,
     ManifestReceived,
     PhaseChanged,
+    ReportObserved,
     ReportQueued,
     TransferProgress,
 )
 from otatui.tui import cells
 from otatui.tui.keys import shown_key
 from otatui.tui.records import Category, DeviceInfo, DeviceView
-from otatui.tui.sections import connection_text, transfer_text
+from otatui.tui.sections import connection_text, timeline_text, transfer_text
 from otatui.tui.state import FleetState
 
 NOW = 1000.0
@@ -147,3 +150,47 @@ def test_a_bridge_says_what_its_link_does() -> None:
     assert d.why(NOW) == "pushing 2.1.0 to the device over serial: 43% (YMODEM)"
     s.apply(LinkChanged(device="gw", time=4.0, link="serial", state="installing", detail="x"))
     assert dev(s).why(NOW) == "the device installs 2.1.0"
+
+
+def test_a_resumed_download_says_so() -> None:
+    s = fleet()
+    connected(s)
+    offered(s)
+    s.apply(PhaseChanged(device="gw", time=3.0, phase="downloading", version="2.1.0"))
+    s.apply(
+        TransferProgress(
+            device="gw",
+            time=3.5,
+            file="fw.bin",
+            index=0,
+            count=1,
+            done=700_000,
+            total=1_000_000,
+            rate=1000.0,
+            resumed=2,
+            resumed_at=600_000,
+        )
+    )
+    t = dev(s).transfers[("download", "fw.bin")]
+    assert (t.resumed, t.resumed_at) == (2, 600_000)
+    assert f"resumed ×2 (at {cells.size(600_000)})" in transfer_text(dev(s)).plain
+
+
+def test_a_monitor_sees_reports_it_did_not_send() -> None:
+    s = fleet(role="monitor")
+    connected(s)
+    s.apply(
+        ReportObserved(
+            device="gw",
+            time=5.0,
+            version="5",
+            status="INSTALLED_VERSION",
+            source="http",
+            sampled=True,
+        )
+    )
+    e = s.history[-1]
+    assert e.cloud == "seen" and e.sent is None and e.note.startswith("sampled")
+    line = timeline_text(dev(s), time.gmtime).plain
+    assert "· seen" in line and "sent" not in line
+    assert dev(s).last_status_sent is None
