@@ -18,6 +18,7 @@ from otatui.tui.records import NOT_SENT, DeviceView, FileTransfer
 
 CacheLookup = Callable[[str, PayloadItem], CachedFile | None]
 LocalTime = Callable[[float], time.struct_time]
+CONFIG_OTAU = "config_otau"
 OUTPUT_SHOWN = 12
 TIMELINE_SHOWN = 30
 
@@ -194,12 +195,15 @@ def timeline_text(d: DeviceView, local: LocalTime, *, mono: bool = False) -> Tex
         if e.status:
             is_error = e.status in Status.__members__ and Status(e.status).is_error
             out.append(f"{e.status:<17}", style=cells.tone("bold red", mono) if is_error else "")
-        else:
-            out.append(f"{e.message[:40]:<17}")
+        else:  # a manifest in (or a local event): a word here, the whole message at the end
+            rejected = e.note.startswith("rejected")
+            word = "rejected" if rejected else ("manifest" if e.resource == CONFIG_OTAU else "")
+            word = word or e.resource
+            out.append(f"{word:<17}", style=cells.tone("bold red", mono) if rejected else "")
         out.append(f" {e.source}")
         if e.cloud:
             out.append(f" · {e.cloud}", style="italic" if e.cloud == NOT_SENT else "")
-        if e.status and e.message:
+        if e.message:
             out.append(f" · {e.message}")
         out.append("\n")
     return out

@@ -194,3 +194,17 @@ def test_a_monitor_sees_reports_it_did_not_send() -> None:
     line = timeline_text(dev(s), time.gmtime).plain
     assert "· seen" in line and "sent" not in line
     assert dev(s).last_status_sent is None
+
+
+def test_an_invalid_manifest_row_keeps_its_reason_whole() -> None:
+    s = fleet()
+    connected(s)
+    reason = 'payload "file:///etc/passwd" is not an http(s) URL'
+    s.apply(
+        ManifestReceived(
+            device="gw", time=2.0, version="0.4.0", valid=False, reason=reason, source="http"
+        )
+    )
+    line = timeline_text(dev(s), time.gmtime).plain.splitlines()[-1]
+    assert "rejected" in line
+    assert line.endswith(f"http · invalid manifest: {reason}")
