@@ -9,19 +9,62 @@ from textual.widgets import Footer, Static
 from otatui.tui.records import Category
 from otatui.tui.state import FleetState
 
+_WORDS: dict[Category, tuple[str, str, str]] = {
+    # (one, several, short)
+    Category.ATTENTION: ("needs attention", "need attention", "attention"),
+    Category.UPDATING: ("updating", "updating", "updating"),
+    Category.UP_TO_DATE: ("up to date", "up to date", "ok"),
+    Category.OFFLINE: ("offline", "offline", "offline"),
+}
 
-def summary_text(state: FleetState, width: int = 80) -> str:
-    """``!! 4 attention  >> 4 updating  ok 3 up to date  -- 1 offline | 10/12 connected``,
-    shortened to fit `width`."""
+
+def summaries(state: FleetState) -> list[str]:
+    """The fleet summary from the most to the least spelled out, zero counts left out:
+    ``4 need attention · 4 updating · 3 up to date · 1 offline · 10/12 connected`` down to
+    ``!!4 >>4 ok3 --1``."""
     counts = state.counts()
     total = len(state.devices)
-    connected = state.connection_counts().get("connected", 0)
-    long = "  ".join(f"{c.marker} {counts[c]} {c.value}" for c in Category)
-    text = f"{long} | {connected}/{total} connected"
-    if len(text) <= width:
-        return text
-    short = " ".join(f"{c.marker}{counts[c]}" for c in Category)
-    return f"{short} | {connected}/{total} conn"
+    connected = f"{state.connection_counts().get('connected', 0)}/{total} connected"
+    shown = [c for c in Category if counts[c]]
+
+    def words(short_ok: bool, short_all: bool) -> str:
+        parts = []
+        for c in shown:
+            one, several, short = _WORDS[c]
+            word = one if counts[c] == 1 else several
+            if short_all or (short_ok and c is Category.UP_TO_DATE):
+                word = short
+            parts.append(f"{counts[c]} {word}")
+        return " · ".join([*parts, connected])
+
+    markers = " ".join(f"{c.marker}{counts[c]}" for c in shown)
+    return [
+        words(False, False),
+        words(True, False),
+        words(True, True),
+        f"{markers} · {connected}",
+        markers,
+    ]
+
+
+def summary_text(state: FleetState, width: int = 80) -> str:
+    """The most spelled-out summary (`summaries`) that fits `width` (else the shortest)."""
+    options = summaries(state)
+    return next((s for s in options if len(s) <= width), options[-1])
+
+
+def header_line(site: str, screen_title: str, state: FleetState, width: int) -> str:
+    """``otatui <site> · <screen>`` left, the summary right: the summary as spelled out as the
+    width allows, dropping ``otatui`` and then the screen's name (the tabs and the screen show
+    it) before shortening it; the site's name is never cut."""
+    title = f" · {screen_title}" if screen_title else ""
+    lefts = [f" otatui {site}{title}", f" {site}{title}", f" {site}"]
+    options = summaries(state)
+    for summary in options:
+        for left in lefts:
+            if len(left) + 1 + len(summary) + 1 <= width:
+                return left + " " * (width - len(left) - len(summary) - 1) + summary + " "
+    return f"{lefts[-1]} {options[-1]} "
 
 
 TABS: tuple[tuple[str, str, str], ...] = (
@@ -65,10 +108,7 @@ class OtaHeader(Static):
         if key == self._drawn:
             return
         self._drawn = key
-        left = f" otatui {site} · {self.screen_title}"
-        right = summary_text(state, max(20, width - len(left) - 3)) + " "
-        pad = max(1, width - len(left) - len(right))
-        plain = left + " " * pad + right
+        plain = header_line(site, self.screen_title, state, width)
         if (plain, mode) == self._shown:
             return  # the counts did not change: no repaint
         self._shown = (plain, mode)
