@@ -14,6 +14,7 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
+from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -35,24 +36,38 @@ CLOCK_S = 1.0
 """How often the visible screen redraws for clocks (last seen, retry countdowns)."""
 
 
-class ScreenCommands(Provider):
-    """Command palette entries that follow the current screen (its `screen_commands`)."""
+SYSTEM_WEIGHT = 0.8
+"""A general command's match score is scaled by this, so the screen's commands come first."""
 
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+
+class ScreenCommands(Provider):
+    """The command palette's one provider: the current screen's commands (its
+    `screen_commands`) first, then the general ones (go to a screen, keys, theme, quit...)
+    in the order Textual gives them (Posting's order: what this screen does comes first).
+
+    One provider, because the palette shows discovery hits in the order they arrive, and hits
+    of several providers arrive in no fixed order."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object], bool]]:
+        """(title, help, callback, is the screen's own)."""
         screen = self.screen
-        if not isinstance(screen, StateScreen):
-            return []
-        return [(c.title, c.help, c.callback) for c in screen.screen_commands()]
+        out: list[tuple[str, str, Callable[[], object], bool]] = []
+        if isinstance(screen, StateScreen):
+            out += [(c.title, c.help, c.callback, True) for c in screen.screen_commands()]
+        general = sorted(self.app.get_system_commands(screen), key=lambda c: c.title)
+        out += [(c.title, c.help, c.callback, False) for c in general if c.discover]
+        return out
 
     async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
+        for title, help_text, callback, _own in self._commands():
             yield DiscoveryHit(title, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
+        for title, help_text, callback, own in self._commands():
             score = matcher.match(title)
             if score > 0:
+                score = score if own else score * SYSTEM_WEIGHT
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
@@ -74,7 +89,8 @@ class OtaApp(App[None]):
 
     CSS_PATH = "otatui.tcss"
     TITLE = "otatui"
-    COMMANDS = App.COMMANDS | {ScreenCommands}
+    # ScreenCommands also yields Textual's system commands (it replaces their provider)
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ScreenCommands}
     BINDINGS = bindings(
         "app.fleet",
         "app.manifests",
