@@ -93,6 +93,27 @@ class FormatButton(RadioButton):
         return super().render()
 
 
+class FormatSet(RadioSet):
+    """The format choice. Enter exports in the chosen format; after the arrows moved to
+    another format, the first Enter picks it (the file name follows) and the next exports.
+    Space only picks."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "pick_or_export", "Export", show=False),
+        Binding("space", "toggle_button", "Choose", show=False),
+    ]
+
+    def action_pick_or_export(self) -> None:
+        if self._selected is not None:
+            button = self._nodes[self._selected]
+            if isinstance(button, RadioButton) and not button.value:
+                button.value = True  # a new pick: shown first, exported by the next Enter
+                return
+        screen = self.screen
+        if isinstance(screen, ExportDialog):
+            screen.action_export()
+
+
 class ExportDialog(ModalScreen[ExportChoice | None]):
     """Asks for a file and a format; dismisses with the choice, or ``None`` on cancel."""
 
@@ -175,12 +196,12 @@ class ExportDialog(ModalScreen[ExportChoice | None]):
             yield Label(f"Export the {self._what}", id="export-title")
             yield Label("File (relative names are written in the current folder):")
             yield Input(self._default, id="export-path", select_on_focus=False)
-            with RadioSet(id="export-format"):
+            with FormatSet(id="export-format"):
                 for fmt in ExportFormat:
                     yield FormatButton(fmt.label, value=fmt is self._format, id=f"format-{fmt}")
             yield Static("", id="export-problem")
             with Horizontal(id="export-buttons"):
-                yield Static("enter: export · esc: cancel", id="export-hint")
+                yield Static("enter or ctrl+s: export\nesc: cancel", id="export-hint")
                 yield Button("Export", id="export-ok", variant="primary")
                 yield Button("Cancel", id="export-cancel")
 
@@ -223,6 +244,7 @@ class ExportDialog(ModalScreen[ExportChoice | None]):
         self.dismiss(None)
 
     def action_export(self) -> None:
+        fmt = self.chosen_format
         check = check_path(self.query_one("#export-path", Input).value, self.base)
         if check.path is None:
             self._show(f"✗ {check.problem}")
@@ -231,7 +253,7 @@ class ExportDialog(ModalScreen[ExportChoice | None]):
             self._show(f"! {check.path.name} exists: press Enter again to replace it")
             self._confirm_replace = check.path
             return
-        self.dismiss(ExportChoice(check.path, self.chosen_format))
+        self.dismiss(ExportChoice(check.path, fmt))
 
     def _show(self, problem: str) -> None:
         if not problem:
