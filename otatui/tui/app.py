@@ -200,7 +200,7 @@ class OtaApp(App[None]):
         if isinstance(screen, StateScreen) and not screen.ready:
             return
         for header in screen.query(OtaHeader):
-            header.show_state(self.backend.title, self.state, self.current_mode)
+            header.show_state(self.backend.title, self.state, self.current_mode, self.keys)
         if isinstance(screen, StateScreen):
             screen.refresh_state()
 

@@ -3,9 +3,12 @@ screen's bindings) that every screen shows."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.widgets import Footer, Static
 
+from otatui.tui.keys import shown_key
 from otatui.tui.records import Category
 from otatui.tui.state import FleetState
 
@@ -68,18 +71,21 @@ def header_line(site: str, screen_title: str, state: FleetState, width: int) -> 
 
 
 TABS: tuple[tuple[str, str, str], ...] = (
-    ("1", "fleet", "Fleet"),
-    ("2", "manifests", "Manifests"),
-    ("3", "transfers", "Transfers"),
-    ("4", "history", "History"),
-    ("?", "help", "Help"),
+    ("app.fleet", "fleet", "Fleet"),
+    ("app.manifests", "manifests", "Manifests"),
+    ("app.transfers", "transfers", "Transfers"),
+    ("app.history", "history", "History"),
+    ("app.help", "help", "Help"),
 )
+"""(binding id, mode, title) of each screen tab."""
 
 
-def tabs_text(current_mode: str) -> Text:
-    """``1 Fleet  2 Manifests ...`` with the current screen in brackets (and reversed)."""
+def tabs_text(current_mode: str, keys: Mapping[str, str] | None = None) -> Text:
+    """``1 Fleet  2 Manifests ...`` with the current screen in brackets (and reversed); each
+    tab shows its key as the config's ``[keys]`` remaps it."""
     out = Text(" ")
-    for key, mode, title in TABS:
+    for binding_id, mode, title in TABS:
+        key = shown_key(binding_id, keys)
         if mode == current_mode:
             out.append(f"[{key} {title}]", style="reverse bold")
         else:
@@ -101,8 +107,15 @@ class OtaHeader(Static):
         self._drawn: tuple[int, int, str] | None = None
         self._shown: tuple[str, str] | None = None
 
-    def show_state(self, site: str, state: FleetState, mode: str = "") -> None:
-        """Redraw when the state, the width or the mode changed."""
+    def show_state(
+        self,
+        site: str,
+        state: FleetState,
+        mode: str = "",
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
+        """Redraw when the state, the width or the mode changed (`keys`: the config's
+        ``[keys]`` remap, for the tabs' keys)."""
         width = self.size.width or 80
         key = (state.version, width, mode)
         if key == self._drawn:
@@ -113,7 +126,7 @@ class OtaHeader(Static):
             return  # the counts did not change: no repaint
         self._shown = (plain, mode)
         text = Text(plain + "\n", style="bold")
-        text.append_text(tabs_text(mode))
+        text.append_text(tabs_text(mode, keys))
         self.update(text, layout=False)  # two lines, always: no layout pass
 
 
