@@ -454,7 +454,10 @@ class DeviceView:
         if self.phase not in ("idle", ""):
             return f"{self.phase} {self.phase_version or ''}".rstrip()
         if self.offered is not None and not self.offered.valid:
-            return f"the offered manifest is not valid: {self.offered.reason}"
+            why = f"the offered manifest is not valid: {self.offered.reason}"
+            if self.status is not None and self.status.is_error and self.info.role != "monitor":
+                why += "; retry cannot help: it needs a new offer from the cloud"
+            return why
         if self.cancelled:
             again = "" if self.info.role == "monitor" else f": {retry_key} retries it"
             version = self.last_status_version or "the update"

@@ -34,7 +34,8 @@ DEVICE_ACTIONS = frozenset({"apply", "cancel", "retry", "prefetch"})
 
 def available_actions(d: DeviceView) -> frozenset[str]:
     """What the technician can do for the device now: apply while an update waits for it;
-    cancel while one is in progress or waiting; retry after a failed or aborted update;
+    cancel while one is in progress or waiting; retry after a failed or aborted update of a
+    valid manifest (an invalid one can only fail again: see `retry_refusal`);
     prefetch when a valid manifest is offered. A monitor changes nothing."""
     if d.info.role == "monitor":
         return frozenset()
@@ -44,11 +45,23 @@ def available_actions(d: DeviceView) -> frozenset[str]:
     if d.updating or d.awaiting_apply is not None:
         out.add("cancel")
     status = d.status
-    if status is not None and status.is_error and d.offered is not None:
+    if status is not None and status.is_error and d.offered is not None and d.offered.valid:
         out.add("retry")
     if d.offered is not None and d.offered.valid and d.offered.items:
         out.add("prefetch")
     return frozenset(out)
+
+
+def retry_refusal(d: DeviceView) -> str:
+    """Why retry is not offered although the update failed ("" when it is, or nothing
+    failed)."""
+    status = d.status
+    if status is None or not status.is_error or d.offered is None or d.offered.valid:
+        return ""
+    return RETRY_INVALID
+
+
+RETRY_INVALID = "the offered manifest is invalid; it needs a new offer from the cloud"
 
 
 class DeviceScreen(StateScreen):
@@ -84,6 +97,8 @@ class DeviceScreen(StateScreen):
         if key == self._drawn:
             return
         offered = available_actions(d)
+        if retry_refusal(d):
+            offered |= {"retry refused"}  # the footer greys retry out
         if offered != self._offered_actions:
             self._offered_actions = offered
             self.refresh_bindings()
@@ -111,7 +126,13 @@ class DeviceScreen(StateScreen):
         if action not in DEVICE_ACTIONS:
             return True
         d = self.state.devices.get(self.device_name)
-        return d is not None and action in available_actions(d)
+        if d is None:
+            return False
+        if action in available_actions(d):
+            return True
+        if action == "retry" and retry_refusal(d):
+            return None  # shown, greyed: the Now line says why
+        return False
 
     def action_back(self) -> None:
         self.app.pop_screen()
