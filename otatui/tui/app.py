@@ -32,6 +32,9 @@ from otatui.tui.widgets.chrome import OtaHeader
 
 TICK_S = 0.1
 """How often waiting events are drained (10 Hz at most)."""
+NOTICE_S = 4.0
+"""How long a pop-up notice stays: short, it covers the table at 80x24; what it says stays in
+the device's timeline and the history."""
 CLOCK_S = 1.0
 """How often the visible screen redraws for clocks (last seen, retry countdowns)."""
 
@@ -187,7 +190,7 @@ class OtaApp(App[None]):
             self.refresh_screen()
         if notify:
             for n in notices(events):
-                self.notify(n.message, severity=n.severity, timeout=8)
+                self.notify(n.message, severity=n.severity, timeout=NOTICE_S)
         return changed
 
     def _clock_tick(self) -> None:
