@@ -25,6 +25,7 @@ from otatui.links.ymodem_wire import (
     parse_header,
     safe_name,
 )
+from otatui.sim.pass_through_port import PassThroughPort
 
 FAST = {"timeout": 0.4, "retries": 4, "start_timeout": 2.0}
 SIZES = [0, 1, 127, 128, 129, 1023, 1024, 1025, 2048, 3000, 1 << 20]
@@ -40,31 +41,19 @@ def make_files(folder: Path, sizes: list[int]) -> list[tuple[str, Path]]:
     return files
 
 
-class FaultyPort:
+class FaultyPort(PassThroughPort):
     """Wraps a port; `on_write(n, data)` may return changed data, or None to drop the write."""
 
     def __init__(self, inner: BytePort, on_write: Callable[[int, bytes], bytes | None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.on_write = on_write
         self.writes = 0
-
-    async def read(self, size: int, timeout: float) -> bytes:
-        return await self.inner.read(size, timeout)
 
     async def write(self, data: bytes) -> None:
         self.writes += 1
         changed = self.on_write(self.writes, data)
         if changed is not None:
             await self.inner.write(changed)
-
-    async def readline(self, timeout: float, limit: int = 65536) -> bytes | None:
-        return await self.inner.readline(timeout, limit)
-
-    def discard_input(self) -> None:
-        self.inner.discard_input()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def transfer(
