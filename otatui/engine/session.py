@@ -60,6 +60,7 @@ from otatui.transfer import ContentAuth, Downloader
 
 CONFIG_OTAU = "config_otau"
 TICK_S = 1.0
+ABORTED_JOB_GRACE_S = 10.0  # how long a stopping session waits for an aborted job to end
 CACHE_SOURCE = "cache"  # history source of a manifest taken from `otatui fetch`'s store
 
 
@@ -104,6 +105,7 @@ class Session:
         self._clock = clock
         self._queue: asyncio.Queue[QueueItem] = asyncio.Queue()
         self._work: dict[int, asyncio.Task[None]] = {}
+        self._aborted: set[asyncio.Task[None]] = set()  # cancelled jobs not yet ended
         self._tasks: list[asyncio.Task[None]] = []
         self._received: dict[str, str] = {}  # parsed raw -> the exact text received (for acks)
         self._offline_raw: str | None = None  # the fetched manifest being taken up offline
@@ -188,6 +190,8 @@ class Session:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self._aborted:  # cancelled already: let their clean-up finish (bounded), not cut it
+            await asyncio.wait(tuple(self._aborted), timeout=ABORTED_JOB_GRACE_S)
         await self.recorder.aclose()
         await self.acknowledgement.aclose()
         with contextlib.suppress(Exception):
@@ -298,6 +302,8 @@ class Session:
                     task = self._work.pop(job, None)
                     if task is not None:
                         task.cancel()
+                        self._aborted.add(task)  # awaited at shutdown if still running
+                        task.add_done_callback(self._aborted.discard)
                 case act.Rejected(reason=reason, raw=raw):
                     self._store_safely(
                         lambda: self.store.add_history(
