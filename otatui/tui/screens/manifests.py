@@ -111,6 +111,7 @@ class ManifestsScreen(StateScreen):
         views = tuple(
             (
                 v.version,
+                v.manifest.name,
                 v.last_seen,
                 v.manifest.valid,
                 tuple(sorted(v.offered_to)),
@@ -118,7 +119,7 @@ class ManifestsScreen(StateScreen):
                 tuple(sorted(v.failed_on)),
                 tuple(sorted(v.seen_by)),
             )
-            for v in self.state.manifests.values()
+            for v in self.state.manifest_views()
         )
         finished = self.state.finished
         last = id(finished[-1]) if finished else None
@@ -133,19 +134,22 @@ class ManifestsScreen(StateScreen):
             return
         self._drawn_key = key
         self.groups = manifest_groups(
-            self.state.manifests.values(), self.backend.cached, content_sizes(self.content)
+            self.state.manifests.values(),
+            self.backend.cached,
+            content_sizes(self.content),
+            each=True,
         )
         self._fill_groups()
 
     def _fill_groups(self) -> None:
         table = self.query_one("#manifests-table", DataTable)
-        selected = self.selected_version()
+        selected = self.selected_key()
         table.clear()
         for g in self.groups:
-            table.add_row(*group_cells(g, self.app.no_color), key=g.version)
-        versions = [g.version for g in self.groups]
-        if selected in versions:
-            table.move_cursor(row=versions.index(selected))
+            table.add_row(*group_cells(g, self.app.no_color), key=g.key)
+        keys = [g.key for g in self.groups]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
         self._show_detail()
         self._update_bar()
 
@@ -161,21 +165,25 @@ class ManifestsScreen(StateScreen):
     def _update_bar(self) -> None:
         current = sum(1 for g in self.groups if g.current)
         text = self._message or (
-            f"{plural(len(self.groups), 'version')}, {current} offered now"
+            f"{plural(len(self.groups), 'manifest')}, {current} offered now"
             " · Files ! = some unpinned"
         )
         self.query_one("#manifests-bar", Static).update(Text(text))
 
+    def selected_key(self) -> str | None:
+        g = self.selected_group()
+        return g.key if g is not None else None
+
     def selected_version(self) -> str | None:
+        g = self.selected_group()
+        return g.version if g is not None else None
+
+    def selected_group(self) -> ManifestGroup | None:
         table = self.query_one("#manifests-table", DataTable)
         if table.row_count == 0:
             return None
         row = min(max(table.cursor_row, 0), table.row_count - 1)
-        return self.groups[row].version if row < len(self.groups) else None
-
-    def selected_group(self) -> ManifestGroup | None:
-        version = self.selected_version()
-        return next((g for g in self.groups if g.version == version), None)
+        return self.groups[row] if row < len(self.groups) else None
 
     @on(DataTable.RowHighlighted, "#manifests-table")
     def _highlighted(self) -> None:
