@@ -45,6 +45,7 @@ from otatui.murano.channel import (
     LinkState,
     StateCallback,
 )
+from otatui.murano.device_api import tls_context
 from otatui.murano.http import HttpChannel, device_api_client
 from otatui.murano.mqtt import MqttChannel
 from otatui.murano.provisioning import ProvisioningError, activate
@@ -127,14 +128,14 @@ class Fleet:
             self._lock.release()
             raise
         connector = self.config.connector
-        self.client = device_api_client(
-            ca_file=str(connector.ca_file) if connector.ca_file else None
-        )
+        ca_file = str(connector.ca_file) if connector.ca_file else None
+        self.client = device_api_client(ca_file=ca_file)
         self.downloader = Downloader(
             self.client,
             self.store,
             paths.cache_dir,
             concurrency=self.config.limits.concurrent_downloads,
+            ssl_context=tls_context(ca_file),  # https payloads take the fast path too
         )
         if self.link_factory is self.links:
             await self.links.start()  # a failure is each LAN bridge's error

@@ -25,6 +25,7 @@ import httpx
 from otatui.config import Config, DeviceConfig, TokenError
 from otatui.engine.overview import align
 from otatui.murano.channel import ChannelError
+from otatui.murano.device_api import tls_context
 from otatui.murano.http import HttpChannel, device_api_client
 from otatui.otau.manifest import ManifestError, parse_manifest
 from otatui.otau.payload import PayloadItem, PayloadSource
@@ -96,15 +97,15 @@ class Prefetch:
         devices = [d for d in self.config.devices if d.role in FETCH_ROLES]
         results: list[DeviceFetch] = []
         connector = self.config.connector
+        ca_file = str(connector.ca_file) if connector.ca_file else None
         async with (
-            device_api_client(
-                ca_file=str(connector.ca_file) if connector.ca_file else None
-            ) as client,
+            device_api_client(ca_file=ca_file) as client,
             Downloader(
                 client,
                 self.store,
                 self.config.locations.cache_dir,
                 concurrency=self.config.limits.concurrent_downloads,
+                ssl_context=tls_context(ca_file),
             ) as downloader,
         ):
             for device in devices:

@@ -21,6 +21,12 @@ TOKEN_HEADER: Final = "X-Exosite-CIK"  # noqa: S105 (a header name, not a secret
 _UNIX_SECONDS = re.compile(r"\d{1,12}(\.\d+)?")
 
 
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The TLS context of the device API client (verification on; `ca_file` when given),
+    also given to the downloader so https payloads take its fast path with the same trust."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def device_api_client(
     *,
     ca_file: str | None = None,
@@ -41,7 +47,7 @@ def device_api_client(
     if not verify:
         tls = False
     else:
-        tls = ssl.create_default_context(cafile=ca_file)
+        tls = tls_context(ca_file)
         if cert_file:
             tls.load_cert_chain(cert_file, key_file)
     return httpx.AsyncClient(
